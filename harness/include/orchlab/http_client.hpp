@@ -1,0 +1,61 @@
+// A blocking, cancellable HTTP/1.1 client with a keep-alive connection pool
+// per host, on cpp-httplib. Used as the Fetch of the thread-based exhibits.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stop_token>
+
+#include "orchlab/histogram.hpp"
+#include "orchlab/pattern.hpp"
+
+namespace orchlab::http {
+
+struct PoolOptions {
+  /// Connections per host (scheme://host:port). An acquire beyond it waits,
+  /// cancellably, for one to come back: that wait is pool starvation.
+  std::size_t max_conns_per_host = 64;
+  /// connect() cannot be interrupted by a stop; this bounds it.
+  std::chrono::milliseconds connect_timeout{1000};
+  /// Per read/write on an established connection.
+  std::chrono::milliseconds io_timeout{30000};
+};
+
+/// Counters since construction or the last reset_stats().
+struct PoolStats {
+  std::uint64_t requests = 0;
+  std::uint64_t acquires_waited = 0;   ///< acquires that found the host's pool full (pool_exhausted)
+  std::uint64_t connections_opened = 0;
+  std::uint64_t transport_errors = 0;
+  std::uint64_t cancelled = 0;
+  LogHistogram wait_ns;                ///< time to acquire a connection, every acquire
+};
+
+/// NOTE: hold it by shared_ptr; fetch() keeps it alive for as long as a
+/// leaked thread is still inside a call, so it is never destroyed under one.
+class Client : public std::enable_shared_from_this<Client> {
+ public:
+  static std::shared_ptr<Client> create(PoolOptions options = {});
+  ~Client();
+
+  /// Performs GET call.url, blocking. Sends X-Orchlab-Key and
+  /// X-Orchlab-Deadline-Ns when set. Returns ReplyError::cancelled as soon as
+  /// `stop` fires (while waiting for a connection, before sending, or in
+  /// flight: the connection is then discarded). Records completion in the
+  /// census (late when its orchestration already returned).
+  Reply get(const Call& call, std::stop_token stop);
+
+  /// A Fetch bound to this client (holds a shared_ptr to it).
+  Fetch fetch();
+
+  PoolStats stats() const;
+  void reset_stats();
+
+ private:
+  explicit Client(PoolOptions options);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orchlab::http

@@ -1,0 +1,105 @@
+// The contract every orchestration exhibit implements: a Plan of downstream
+// calls with a deadline goes in, an Outcome with one slot per call comes out.
+// The exhibits differ only in how they orchestrate the concurrent calls.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace orchlab {
+
+/// One downstream request. `url` is required; the rest are additions to the
+/// DESIGN.md contract that the harness fills in and the HTTP clients send.
+struct Call {
+  std::string url;
+  /// Sent as X-Orchlab-Key when non-zero: the mock draws this call's latency
+  /// and faults from (seed, key), so a run replays whatever the interleaving.
+  std::uint64_t key = 0;
+  /// Absolute CLOCK_MONOTONIC deadline in ns (0: none); sent as
+  /// X-Orchlab-Deadline-Ns so the mock can measure work done past it.
+  std::int64_t deadline_ns = 0;
+};
+
+/// Why a call produced no usable answer.
+enum class ReplyError {
+  none,       ///< 2xx answer
+  http,       ///< an HTTP answer with a non-2xx status
+  transport,  ///< connect/read/write failed, reset, closed or malformed
+  cancelled,  ///< the stop token fired before an answer arrived
+};
+
+/// The answer to one Call. `status` 0 means no HTTP answer arrived.
+struct Reply {
+  int status = 0;
+  std::string body;
+  ReplyError error = ReplyError::none;
+};
+
+/// Performs one call, blocking. Returns early with ReplyError::cancelled once
+/// the token is stopped (if the implementation can cancel at that point).
+using Fetch = std::function<Reply(const Call&, std::stop_token)>;
+
+/// What an orchestration must do: every call, within `deadline` of run().
+struct Plan {
+  std::vector<Call> calls;
+  std::chrono::milliseconds deadline{100};
+};
+
+enum class Verdict {
+  complete,   ///< every slot holds a 2xx reply
+  partial,    ///< returned with some slots empty or failed, not for a timeout
+  failed,     ///< returned on an error with no usable slot
+  timed_out,  ///< the deadline passed before every slot was filled
+};
+
+/// What run() returns. slots[i] answers plan.calls[i]; an empty slot means the
+/// call had not answered when the orchestration returned.
+struct Outcome {
+  std::vector<std::optional<Reply>> slots;
+  Verdict verdict = Verdict::failed;
+  std::string error;  ///< first error, human readable ("" when none)
+};
+
+/// Knobs the harness passes from a scenario to the patterns that use them.
+struct PatternOptions {
+  /// bounded-group: concurrency limit per orchestration (errgroup SetLimit).
+  int limit = 16;
+  /// async-group: keep-alive connections per host in its own client pool.
+  std::size_t max_conns_per_host = 64;
+  /// async-group: io_context threads (0: std::thread::hardware_concurrency()).
+  int threads = 0;
+};
+
+/// An orchestration strategy. run() blocks the caller until the strategy
+/// returns; what it leaves running after that is what the lab measures.
+/// NOTE: run() may be called concurrently from several caller threads.
+class Pattern {
+ public:
+  virtual ~Pattern() = default;
+  virtual std::string_view name() const = 0;
+  virtual Outcome run(const Plan& plan, const Fetch& fetch) = 0;
+};
+
+/// Creates the exhibit registered under `name` ("channel-soup", ...).
+/// Returns nullptr for an unknown name.
+std::unique_ptr<Pattern> make_pattern(std::string_view name, const PatternOptions& options = {});
+
+/// Every registered exhibit name, in the order reports list them.
+std::vector<std::string> pattern_names();
+
+std::string_view to_string(Verdict v);
+std::string_view to_string(ReplyError e);
+
+/// Derives the verdict from the slots: complete when all hold 2xx, timed_out
+/// when `deadline_passed` and a slot is empty, failed when none is usable,
+/// partial otherwise. Shared by all exhibits so verdicts mean the same thing.
+Verdict classify(const std::vector<std::optional<Reply>>& slots, bool deadline_passed);
+
+}  // namespace orchlab

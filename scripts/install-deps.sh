@@ -1,0 +1,49 @@
+#!/bin/sh
+# Installs the Debian packages orchlab builds, tests and benchmarks with.
+# Checks each with dpkg first and installs only what is missing; runs apt-get
+# directly as root and through sudo otherwise. Safe to run repeatedly.
+#
+# NOTE: python3-scipy is deliberately absent. On Debian 12 it depends on
+# python3-pythran -> libboost-dev (Boost 1.74), which conflicts with
+# libboost1.81-dev; the lab needs Boost 1.81 (Asio cancellation slots,
+# experimental::make_parallel_group). scripts/orchlab_py/stats.py carries the
+# Mann-Whitney U test instead.
+set -eu
+
+PACKAGES="
+  g++ cmake make pkg-config ccache
+  libboost1.81-dev
+  libcpp-httplib-dev
+  nlohmann-json3-dev
+  libbenchmark-dev libbenchmark-tools
+  libgtest-dev
+  python3 python3-matplotlib python3-numpy python3-pytest
+  wrk nginx-light curl procps
+"
+
+missing=""
+for pkg in $PACKAGES; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $pkg"
+  fi
+done
+
+if [ -z "$missing" ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO="sudo"
+else
+  echo "install-deps: missing packages:$missing" >&2
+  echo "install-deps: not root and no sudo; install them and re-run" >&2
+  exit 1
+fi
+
+echo "install-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
