@@ -49,7 +49,7 @@ test-asan: asan
 test-tsan: tsan
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest $(CTEST_ARGS)
 
-pytest: release
+pytest: deps
 	$(PYTHON) -m pytest -q scripts/tests
 
 test: test-asan test-tsan pytest

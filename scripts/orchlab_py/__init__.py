@@ -1,0 +1,1 @@
+"""Shared analysis code for orchlab reports: loading, metric metadata, statistics, style."""

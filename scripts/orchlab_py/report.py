@@ -1,0 +1,298 @@
+"""Load and validate orchlab reports (DESIGN.md "Report") and Google Benchmark micro files."""
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from . import stats
+from .metrics import metric_table
+
+
+class ReportError(Exception):
+    """An input file that cannot be used; the message names the file and the reason."""
+
+
+class CellKey(NamedTuple):
+    """Identity of a cell: scenario × pattern × fanout × concurrency."""
+
+    scenario: str
+    pattern: str
+    fanout: int
+    concurrency: int
+
+    @property
+    def name(self):
+        """The cell name used in reports, without the /real_time suffix."""
+        return f"{self.scenario}/{self.pattern}/fanout:{self.fanout}/concurrency:{self.concurrency}"
+
+
+@dataclass
+class Cell:
+    """All iteration entries (repetitions) of one cell."""
+
+    key: CellKey
+    reps: list = field(default_factory=list)
+
+    @property
+    def infeasible(self):
+        """The reason the harness gave for not running the cell, or None."""
+        for rep in self.reps:
+            reason = rep.get("infeasible")
+            if reason:
+                return reason if isinstance(reason, str) else rep.get("error_message", "infeasible")
+            if rep.get("error_occurred"):
+                return rep.get("error_message", "error")
+        return None
+
+    def values(self, metric):
+        """The metric's value in each repetition that has it."""
+        return [float(r[metric]) for r in self.reps if _is_number(r.get(metric))]
+
+    def median(self, metric):
+        """Median over repetitions, or None when no repetition has the metric."""
+        return stats.median(self.values(metric))
+
+    def mean(self, metric):
+        """Mean over repetitions, or None."""
+        return stats.mean(self.values(metric))
+
+    def total(self, metric):
+        """Sum over repetitions (counters), or None."""
+        vals = self.values(metric)
+        return sum(vals) if vals else None
+
+    def per_orchestration(self, metric):
+        """A counter summed over repetitions divided by the orchestrations run, or None."""
+        tot = self.total(metric)
+        orch = self.total("iterations")
+        if tot is None or not orch:
+            return None
+        return tot / orch
+
+
+@dataclass
+class Report:
+    """A validated orchlab report."""
+
+    path: str
+    context: dict
+    metrics: dict
+    cells: dict
+    series: dict
+    lab: dict
+
+    def scenarios(self):
+        """Scenario names in report order."""
+        return list(dict.fromkeys(k.scenario for k in self.cells))
+
+    def patterns(self):
+        """Pattern names in report order."""
+        return list(dict.fromkeys(k.pattern for k in self.cells))
+
+    def select(self, scenario=None, pattern=None, feasible=True):
+        """Cells matching the filters, in report order."""
+        out = []
+        for key, cell in self.cells.items():
+            if scenario is not None and key.scenario != scenario:
+                continue
+            if pattern is not None and key.pattern != pattern:
+                continue
+            if feasible and cell.infeasible:
+                continue
+            out.append(cell)
+        return out
+
+    def series_for(self, key):
+        """The time series recorded for a cell, or None."""
+        return self.series.get(key)
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _read_json(path):
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ReportError(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not a text file (not UTF-8)") from None
+    if not text.strip():
+        raise ReportError(f"{path}: empty file")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        hint = " (truncated file?)" if e.pos >= len(text.rstrip()) - 1 else ""
+        raise ReportError(
+            f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}{hint}"
+        ) from None
+    if not isinstance(doc, dict):
+        raise ReportError(f"{path}: top level is not a JSON object")
+    benchmarks = doc.get("benchmarks")
+    if not isinstance(benchmarks, list):
+        raise ReportError(f"{path}: no 'benchmarks' list")
+    for i, b in enumerate(benchmarks):
+        if not isinstance(b, dict) or not isinstance(b.get("name"), str):
+            raise ReportError(f"{path}: benchmarks[{i}] is not an object with a 'name'")
+    return doc
+
+
+_CELL_RE = re.compile(r"^([^/]+)/([^/]+)/fanout:(\d+)/concurrency:(\d+)(?:/|$)")
+
+
+def parse_cell_name(name):
+    """CellKey from 'scenario/pattern/fanout:N/concurrency:C[/...]', or None."""
+    m = _CELL_RE.match(name)
+    if not m:
+        return None
+    return CellKey(m.group(1), m.group(2), int(m.group(3)), int(m.group(4)))
+
+
+def _as_int(v):
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return None
+
+
+def _cell_key(path, i, b):
+    scenario, pattern = b.get("scenario"), b.get("pattern")
+    fanout, concurrency = _as_int(b.get("fanout")), _as_int(b.get("concurrency"))
+    if not isinstance(scenario, str) or not isinstance(pattern, str):
+        return None
+    if fanout is None or concurrency is None:
+        raise ReportError(
+            f"{path}: benchmarks[{i}] ('{b['name']}'): 'fanout' and 'concurrency' must be integers"
+        )
+    return CellKey(scenario, pattern, fanout, concurrency)
+
+
+def load_report(path):
+    """Read and validate an orchlab report; raises ReportError with a one-line reason."""
+    doc = _read_json(path)
+    benchmarks = doc["benchmarks"]
+    lab = doc.get("lab", {})
+    if not isinstance(lab, dict):
+        raise ReportError(f"{path}: 'lab' is not an object")
+    try:
+        metrics = metric_table(lab.get("metrics"))
+    except ValueError as e:
+        raise ReportError(f"{path}: {e}") from None
+    context = doc.get("context", {})
+    if not isinstance(context, dict):
+        raise ReportError(f"{path}: 'context' is not an object")
+
+    cells = {}
+    iterations = [(i, b) for i, b in enumerate(benchmarks) if b.get("run_type", "iteration") == "iteration"]
+    if not iterations and "lab" not in doc:
+        raise ReportError(f"{path}: not an orchlab report: no iteration entries and no 'lab' section")
+    for i, b in iterations:
+        key = _cell_key(path, i, b)
+        if key is None:
+            raise ReportError(
+                f"{path}: not an orchlab report: benchmarks[{i}] ('{b['name']}') has no "
+                "'scenario'/'pattern' fields (a plain Google Benchmark file? pass it with --micro)"
+            )
+        for name in metrics:
+            if name in b and b[name] is not None and not _is_number(b[name]):
+                raise ReportError(f"{path}: benchmarks[{i}] ('{b['name']}'): '{name}' is not a number")
+        cells.setdefault(key, Cell(key)).reps.append(b)
+    for cell in cells.values():
+        cell.reps.sort(key=lambda r: _as_int(r.get("repetition_index")) or 0)
+
+    series = {}
+    raw_series = lab.get("series", {})
+    if not isinstance(raw_series, dict):
+        raise ReportError(f"{path}: lab.series is not an object")
+    for name, s in raw_series.items():
+        if isinstance(s, list):  # one series per repetition: plot the first
+            s = s[0] if s else None
+        if not isinstance(s, dict):
+            raise ReportError(f"{path}: lab.series['{name}'] is not an object")
+        key = parse_cell_name(name)
+        if key is not None:
+            series.setdefault(key, s)
+    return Report(path, context, metrics, cells, series, lab)
+
+
+def micro_beside(report_path):
+    """The micro.json in the report's folder, as `make bench` writes it, or None."""
+    path = os.path.join(os.path.dirname(os.path.abspath(report_path)), "micro.json")
+    if os.path.isfile(path) and os.path.abspath(report_path) != path:
+        return path
+    return None
+
+
+def load_micro(path):
+    """Read a Google Benchmark JSON file; returns {run_name: [entries]} of iteration runs.
+
+    When the file holds only aggregates (--benchmark_report_aggregates_only) the means
+    stand in for the repetitions.
+    """
+    doc = _read_json(path)
+    runs, means = {}, {}
+    for b in doc["benchmarks"]:
+        if b.get("error_occurred"):
+            continue
+        run_name = b.get("run_name", b["name"])
+        if b.get("run_type", "iteration") == "iteration":
+            runs.setdefault(run_name, []).append(b)
+        elif b.get("aggregate_name") == "mean":
+            means.setdefault(run_name, []).append(b)
+    for name, entries in means.items():
+        runs.setdefault(name, entries)
+    if not runs:
+        raise ReportError(f"{path}: no benchmark runs in the file")
+    return runs
+
+
+def micro_family(runs, family, metric="items_per_second", dashes=False):
+    """{arg: {param: mean value}} for runs named family/<arg>/<param>, e.g. BM_Aggregate.
+
+    The last path component is parsed as 'key:N' (threads:8, fanout:100) into an int
+    when possible; the rest between family and it is the arg (strategy or pattern).
+    metric "time" reads real_time in ns. dashes=True spells args with '-' for '_'
+    (slots_padded and slots-padded are the same strategy).
+    """
+    out = {}
+    for name, entries in runs.items():
+        parts = name.split("/")
+        if parts[0] != family or len(parts) < 2:
+            continue
+        if metric == "time":
+            vals = [_time_ns(e) for e in entries]
+        else:
+            vals = [float(e[metric]) for e in entries if _is_number(e.get(metric))]
+        vals = [v for v in vals if v is not None]
+        if not vals:
+            continue
+        tail = [p for p in parts[1:] if p not in ("real_time", "manual_time", "process_time")]
+        param = None
+        if tail and ":" in tail[-1]:
+            k, _, v = tail[-1].partition(":")
+            param = _as_int(int(v)) if v.isdigit() else v
+            tail = tail[:-1]
+        arg = "/".join(tail) if tail else ""
+        if dashes:
+            arg = arg.replace("_", "-")
+        out.setdefault(arg, {})[param] = stats.mean(vals)
+    return out
+
+
+_TIME_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def _time_ns(entry):
+    """real_time of a Google Benchmark entry in nanoseconds."""
+    t = entry.get("real_time")
+    if not _is_number(t):
+        return None
+    return float(t) * _TIME_NS.get(entry.get("time_unit", "ns"), 1.0)
