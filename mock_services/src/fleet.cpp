@@ -1,0 +1,811 @@
+// The mock HTTP server: one listener per service, one session per
+// connection, all on one io_context run by ServerOptions::threads threads.
+// A delayed or hanging request costs a timer and a socket, never a thread.
+#include "orchlab/mock/fleet.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <cmath>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "orchlab/mock/profile.hpp"
+#include "service.hpp"
+
+namespace orchlab::mock {
+
+namespace beast = boost::beast;  // from <boost/beast.hpp>
+namespace http = beast::http;    // from <boost/beast/http.hpp>
+namespace net = boost::asio;     // from <boost/asio.hpp>
+using tcp = net::ip::tcp;        // from <boost/asio/ip/tcp.hpp>
+using detail::Clock;
+using detail::Outcome;
+using detail::ServiceState;
+
+namespace {
+
+// A request body only ever carries a profile; nothing legitimate is larger.
+constexpr std::size_t kMaxRequestBody = 1024 * 1024;
+// Bytes a waiting session buffers from a pipelining client before it stops
+// watching the socket (and stops noticing an abort) for that request.
+constexpr std::size_t kMaxPipelined = 64 * 1024;
+// slow_body sends its body in pieces this far apart (or one byte per piece
+// at rates below 1 byte per tick).
+constexpr auto kDribbleTick = std::chrono::milliseconds(20);
+// How long a closing session keeps reading what the client still sends.
+constexpr auto kLingerTime = std::chrono::milliseconds(500);
+static_assert(kMaxHeaderBytes < kMaxPipelined, "a pipelined head must fit while waiting");
+
+// The body every response carries: the same bytes, shared by all responses.
+constexpr std::size_t kFillerBytes = 64 * 1024;
+const std::string& filler() {
+  static const std::string bytes = [] {
+    std::string s(kFillerBytes, 'x');
+    for (std::size_t i = 63; i < s.size(); i += 64) s[i] = '\n';
+    return s;
+  }();
+  return bytes;
+}
+
+// What a malformed response looks like: no status line an HTTP parser accepts.
+constexpr std::string_view kGarbage =
+    "HTTP/1.1 ORCHLAB-GARBAGE\r\n\x01\x02\x03 this is not a header\r\n\r\n\xff\xfe";
+
+struct Rejection {
+  int status;
+  std::string reason;
+};
+
+template <class T>
+bool parse_integer(std::string_view text, T& out) {
+  if (text.empty()) return false;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && ptr == text.data() + text.size();
+}
+
+bool parse_double(std::string_view text, double& out) {
+  if (text.empty()) return false;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && ptr == text.data() + text.size() && std::isfinite(out);
+}
+
+std::string status_line(int code) {
+  auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(code)));
+  if (reason.empty() || reason.front() == '<') reason = "Status";
+  std::string line = "HTTP/1.1 ";
+  line += std::to_string(code);
+  line += ' ';
+  line.append(reason.data(), reason.size());
+  line += "\r\n";
+  return line;
+}
+
+// A complete response with a small in-memory body.
+std::string make_response(int code, std::string_view content_type, std::string_view body,
+                          bool keep_alive) {
+  std::string out = status_line(code);
+  out += "Server: orchlab-mock\r\nContent-Type: ";
+  out += content_type;
+  out += "\r\nContent-Length: ";
+  out += std::to_string(body.size());
+  out += keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
+  out += body;
+  return out;
+}
+
+std::string error_body(std::string_view reason) {
+  return nlohmann::json{{"error", reason}}.dump() + "\n";
+}
+
+// The per-request decisions taken from the query string.
+struct Overrides {
+  std::optional<double> delay_ms;
+  std::optional<int> status;
+  std::optional<FaultKind> fault;
+  bool no_fault = false;  // fault=none: the configured faults are skipped
+  std::optional<std::size_t> body_bytes;
+};
+
+std::optional<Rejection> parse_query(std::string_view query, Overrides& out) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    const auto key = pair.substr(0, eq);
+    const auto value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+    auto bad = [&](std::string_view why) {
+      return Rejection{400, std::string(key) + "=" + std::string(value) + ": " + std::string(why)};
+    };
+    if (key == "delay_ms") {
+      double v = 0;
+      if (!parse_double(value, v)) return bad("not a number");
+      if (v < 0 || v > kMaxDelayMs) return bad("must be in [0, 600000]");
+      out.delay_ms = v;
+    } else if (key == "status") {
+      int v = 0;
+      if (!parse_integer(value, v)) return bad("not an integer");
+      if (v < 200 || v > 599) return bad("must be in [200, 599]");
+      out.status = v;
+    } else if (key == "fault") {
+      if (value == "none") {
+        out.no_fault = true;
+      } else if (auto kind = parse_fault_kind(value)) {
+        out.fault = kind;
+      } else {
+        return bad("unknown fault (status, hang, reset, close, slow_body, garbage, none)");
+      }
+    } else if (key == "body_bytes") {
+      std::size_t v = 0;
+      if (!parse_integer(value, v)) return bad("not a non-negative integer");
+      if (v > kMaxBodyBytes) return bad("must be in [0, 16777216]");
+      out.body_bytes = v;
+    }
+    // Other keys are ignored: callers may add cache busters or labels.
+  }
+  return std::nullopt;
+}
+
+// The parameters of a fault forced by ?fault=: those of the first configured
+// fault of that kind, else the FaultSpec defaults.
+FaultSpec forced_fault(const ServiceConfig& profile, FaultKind kind) {
+  for (const auto& f : profile.faults) {
+    if (f.kind == kind) return f;
+  }
+  FaultSpec spec;
+  spec.kind = kind;
+  return spec;
+}
+
+// --- Session -------------------------------------------------------------------
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, std::shared_ptr<ServiceState> service)
+      : stream_(std::move(socket)), timer_(stream_.get_executor()), service_(std::move(service)) {
+    service_->connection_opened();
+  }
+
+  ~Session() {
+    service_->connection_closed();
+    service_->shared().connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void run() {
+    // Start on the session's executor (a strand when threads > 1).
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::do_read, shared_from_this()));
+  }
+
+ private:
+  // -- reading a request --
+
+  void do_read() {
+    if (buffer_.size() == 0) {
+      // Idle keep-alive wait: the idle timeout applies until a first byte.
+      stream_.expires_after(service_->shared().idle_timeout);
+      stream_.async_read_some(
+          buffer_.prepare(4096),
+          beast::bind_front_handler(&Session::on_first_bytes, shared_from_this()));
+      return;
+    }
+    read_request();
+  }
+
+  void on_first_bytes(beast::error_code ec, std::size_t n) {
+    if (ec) return do_close();  // idle timeout, EOF or reset between requests
+    buffer_.commit(n);
+    read_request();
+  }
+
+  void read_request() {
+    parser_.emplace();
+    parser_->header_limit(kMaxHeaderBytes);
+    parser_->body_limit(kMaxRequestBody);
+    // Fast path: a request usually arrives in one segment, already in the
+    // buffer; parsing it here saves an asynchronous round and a timer.
+    beast::error_code ec;
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      const std::size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec || used == 0) break;
+    }
+    if (ec == http::error::need_more) ec = {};
+    if (ec || parser_->is_done()) return on_read(ec, 0);
+    // The whole request must arrive within the header timeout: a slowloris
+    // trickling one byte at a time is cut off here.
+    stream_.expires_after(service_->shared().header_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream) return do_close();
+    if (ec == beast::error::timeout) {
+      service_->count_header_timeout();
+      return do_close();
+    }
+    if (ec == http::error::header_limit) {
+      return reject(
+          {431, "request header block over " + std::to_string(kMaxHeaderBytes) + " bytes"}, false);
+    }
+    if (ec == http::error::body_limit) return reject({413, "request body too large"}, false);
+    if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
+      return reject({400, "malformed request: " + ec.message()}, false);
+    }
+    if (ec) return do_close();  // reset, operation_aborted, ...
+    stream_.expires_never();
+    handle_request();
+  }
+
+  // -- routing --
+
+  void handle_request() {
+    const auto& req = parser_->get();
+    keep_alive_ = req.keep_alive();
+    head_ = req.method() == http::verb::head;
+    const std::string_view target = req.target();
+    const auto qmark = target.find('?');
+    const auto path = target.substr(0, qmark);
+    const auto query =
+        qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
+    if (path.starts_with("/__")) return handle_admin(path);
+    if (req.method() == http::verb::unknown) {
+      return reject({501, "unknown method " + std::string(req.method_string())}, keep_alive_);
+    }
+    Overrides overrides;
+    if (auto rejection = parse_query(query, overrides)) return reject(*rejection, keep_alive_);
+    std::optional<std::uint64_t> key;
+    std::optional<Clock::time_point> deadline;
+    const auto now = Clock::now();
+    if (auto it = req.find("X-Orchlab-Key"); it != req.end()) {
+      std::uint64_t v = 0;
+      if (!parse_integer(it->value(), v))
+        return reject({400, "X-Orchlab-Key: not a u64"}, keep_alive_);
+      key = v;
+    }
+    if (auto it = req.find("X-Orchlab-Deadline-Ns"); it != req.end()) {
+      std::int64_t ns = 0;
+      if (!parse_integer(it->value(), ns)) {
+        return reject({400, "X-Orchlab-Deadline-Ns: not an integer"}, keep_alive_);
+      }
+      deadline = Clock::time_point(std::chrono::nanoseconds(ns));
+    }
+    if (auto it = req.find("X-Orchlab-Timeout-Ms"); it != req.end()) {
+      double ms = 0;
+      if (!parse_double(it->value(), ms) || ms < 0 || ms > 1e9) {
+        return reject({400, "X-Orchlab-Timeout-Ms: not a non-negative number"}, keep_alive_);
+      }
+      const auto relative = now + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double, std::milli>(ms));
+      deadline = deadline ? std::min(*deadline, relative) : relative;
+    }
+    begin(now, key, deadline, overrides);
+  }
+
+  void handle_admin(std::string_view path) {
+    service_->count_admin_request();
+    const auto& req = parser_->get();
+    const auto method = req.method();
+    auto json_reply = [&](int code, const nlohmann::json& j) {
+      write_small(make_response(code, "application/json", j.dump() + "\n", keep_alive_),
+                  keep_alive_);
+    };
+    auto wrong_method = [&] {
+      json_reply(405, {{"error", "method not allowed on " + std::string(path)}});
+    };
+    if (path == "/__stats") {
+      if (method != http::verb::get) return wrong_method();
+      return json_reply(200, service_->stats());
+    }
+    if (path == "/__reset") {
+      if (method != http::verb::post) return wrong_method();
+      service_->reset();
+      return json_reply(200, {{"reset", true}});
+    }
+    if (path == "/__profile") {
+      if (method == http::verb::get) return json_reply(200, to_json(*service_->profile()));
+      if (method != http::verb::put) return wrong_method();
+      auto body = nlohmann::json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
+      if (body.is_discarded())
+        return json_reply(400, {{"error", "profile: body is not valid JSON"}});
+      if (body.is_object()) {
+        // The name identifies the service; it cannot change at run time.
+        if (!body.contains("name")) body["name"] = service_->name();
+        if (body["name"] != service_->name()) {
+          return json_reply(
+              400, {{"error", "profile.name: cannot change (is \"" + service_->name() + "\")"}});
+        }
+      }
+      try {
+        service_->set_profile(parse_service_config(body, "profile"));
+      } catch (const ConfigError& e) {
+        return json_reply(400, {{"error", e.what()}, {"field", e.field}, {"reason", e.reason}});
+      }
+      return json_reply(200, to_json(*service_->profile()));
+    }
+    json_reply(404, {{"error", "no admin route " + std::string(path)}});
+  }
+
+  void reject(const Rejection& rejection, bool keep_alive) {
+    service_->count_bad_request();
+    write_small(make_response(rejection.status, "application/json", error_body(rejection.reason),
+                              keep_alive),
+                keep_alive);
+  }
+
+  // A response that is not part of a counted request (admin, rejections).
+  void write_small(std::string response, bool keep_alive) {
+    out_ = std::move(response);
+    net::async_write(stream_, net::buffer(out_),
+                     [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
+                       if (ec || !keep_alive) return self->do_close();
+                       self->do_read();
+                     });
+  }
+
+  // -- a counted request --
+
+  void begin(Clock::time_point now, std::optional<std::uint64_t> key,
+             std::optional<Clock::time_point> deadline, const Overrides& overrides) {
+    auto plan = service_->begin_request(key);
+    const ServiceConfig& profile = *plan.profile;
+    start_ = now;
+    deadline_ = deadline;
+    aborted_ = false;
+    finished_ = false;
+    status_ = overrides.status.value_or(200);
+    body_bytes_ = overrides.body_bytes.value_or(profile.body_bytes);
+    index_ = plan.index;
+    fault_.reset();
+    if (overrides.fault) {
+      fault_ = forced_fault(profile, *overrides.fault);
+      if (overrides.status) fault_->code = *overrides.status;
+    } else if (!overrides.no_fault) {
+      if (const FaultSpec* f = pick_fault(profile, plan.index)) fault_ = *f;
+    }
+    if (fault_) service_->count_fault(fault_->kind);
+
+    if (fault_ && fault_->kind == FaultKind::hang) {
+      // A hang replaces the latency: nothing is sent, ever.
+      return wait(std::chrono::duration<double, std::milli>(fault_->max_ms), false);
+    }
+    const double delay_ms = overrides.delay_ms
+                                ? *overrides.delay_ms
+                                : sample_latency_ms(profile.latency, profile.seed, plan.index);
+    if (delay_ms <= 0) return after_delay();
+    wait(std::chrono::duration<double, std::milli>(delay_ms), true);
+  }
+
+  // Waits, keeping a read pending on the socket so that a client leaving is
+  // noticed at once (the timer is then cancelled and the abort counted).
+  void wait(std::chrono::duration<double, std::milli> how_long, bool measured) {
+    intended_ = std::chrono::duration_cast<Clock::duration>(how_long);
+    measured_ = measured;
+    armed_at_ = Clock::now();
+    timer_.expires_after(intended_);
+    timer_.async_wait(beast::bind_front_handler(&Session::on_wait, shared_from_this()));
+    watch();
+  }
+
+  void on_wait(beast::error_code ec) {
+    if (aborted_) return finish(Outcome::client_abort);
+    if (ec) return;  // cancelled for shutdown
+    if (measured_) service_->record_delay_error(intended_, Clock::now() - armed_at_);
+    // The watch read must end before anything else reads the socket.
+    stop_watch([self = shared_from_this()] {
+      if (self->aborted_) return self->finish(Outcome::client_abort);
+      if (self->fault_ && self->fault_->kind == FaultKind::hang) {
+        self->finish(Outcome::no_response);
+        return self->do_close();
+      }
+      self->after_delay();
+    });
+  }
+
+  void watch() {
+    if (buffer_.size() >= kMaxPipelined) return;
+    watching_ = true;
+    stream_.socket().async_read_some(
+        buffer_.prepare(4096), beast::bind_front_handler(&Session::on_watch, shared_from_this()));
+  }
+
+  void on_watch(beast::error_code ec, std::size_t n) {
+    watching_ = false;
+    if (!ec) {
+      buffer_.commit(n);  // pipelined bytes: kept for the next request
+      if (!resume_) return watch();
+    } else if (ec != net::error::operation_aborted && !resume_) {
+      client_left();
+      return;
+    }
+    if (resume_) std::exchange(resume_, nullptr)();
+  }
+
+  void stop_watch(std::function<void()> next) {
+    if (!watching_) return next();
+    resume_ = std::move(next);
+    beast::error_code ignored;
+    stream_.socket().cancel(ignored);
+  }
+
+  // The client closed or reset while the mock was waiting or dribbling.
+  void client_left() {
+    aborted_ = true;
+    timer_.cancel();
+    if (writing_) {
+      beast::error_code ignored;
+      stream_.socket().cancel(ignored);
+    }
+  }
+
+  void after_delay() {
+    if (!fault_ || fault_->kind == FaultKind::status) {
+      if (fault_) status_ = fault_->code;
+      return respond();
+    }
+    beast::error_code ignored;
+    switch (fault_->kind) {
+      case FaultKind::reset:
+        // SO_LINGER with a zero timeout makes close() send RST, not FIN.
+        stream_.socket().set_option(net::socket_base::linger(true, 0), ignored);
+        stream_.socket().close(ignored);
+        return finish(Outcome::no_response);
+      case FaultKind::close:
+        stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        stream_.socket().close(ignored);
+        return finish(Outcome::no_response);
+      case FaultKind::garbage:
+        out_.assign(kGarbage);
+        writing_ = true;
+        return net::async_write(
+            stream_.socket(), net::buffer(out_),
+            [self = shared_from_this()](beast::error_code, std::size_t) {
+              self->writing_ = false;
+              self->finish(self->aborted_ ? Outcome::client_abort : Outcome::no_response);
+              self->do_close();
+            });
+      case FaultKind::slow_body:
+        return respond_slowly();
+      default:
+        return respond();
+    }
+  }
+
+  std::string response_head() const {
+    std::string head = status_line(status_);
+    head += "Server: orchlab-mock\r\nContent-Type: text/plain\r\nContent-Length: ";
+    head += std::to_string(body_bytes_);
+    head += "\r\nX-Orchlab-Index: ";
+    head += std::to_string(index_);
+    head += keep_alive_ ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
+    return head;
+  }
+
+  void respond() {
+    out_ = response_head();
+    buffers_.clear();
+    buffers_.push_back(net::buffer(out_));
+    // A HEAD answer announces the body's length but carries no body.
+    const std::size_t body = head_ ? 0 : body_bytes_;
+    for (std::size_t left = body; left > 0;) {
+      const std::size_t n = std::min(left, kFillerBytes);
+      buffers_.push_back(net::buffer(filler().data(), n));
+      left -= n;
+    }
+    writing_ = true;
+    net::async_write(stream_.socket(), buffers_,
+                     beast::bind_front_handler(&Session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    writing_ = false;
+    if (ec || aborted_) {
+      finish(Outcome::client_abort);
+      return do_close();
+    }
+    finish(Outcome::completed);
+    if (!keep_alive_) return do_close();
+    do_read();
+  }
+
+  // Headers at once, then the body a piece per tick; the socket stays
+  // watched so a client that gives up is noticed between pieces.
+  void respond_slowly() {
+    const double rate = fault_->bytes_per_s;
+    dribble_piece_ = static_cast<std::size_t>(
+        std::max(1.0, rate * std::chrono::duration<double>(kDribbleTick).count()));
+    dribble_interval_ = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(static_cast<double>(dribble_piece_) / rate));
+    dribble_sent_ = 0;
+    out_ = response_head();
+    writing_ = true;
+    watch();
+    net::async_write(stream_.socket(), net::buffer(out_),
+                     beast::bind_front_handler(&Session::on_dribble_write, shared_from_this()));
+  }
+
+  void on_dribble_write(beast::error_code ec, std::size_t) {
+    writing_ = false;
+    if (ec || aborted_) return end_dribble(Outcome::client_abort);
+    if (head_ || dribble_sent_ >= body_bytes_) return end_dribble(Outcome::completed);
+    timer_.expires_after(dribble_interval_);
+    timer_.async_wait(beast::bind_front_handler(&Session::on_dribble_tick, shared_from_this()));
+  }
+
+  void on_dribble_tick(beast::error_code ec) {
+    if (aborted_) return end_dribble(Outcome::client_abort);
+    if (ec) return;
+    const std::size_t n = std::min({dribble_piece_, body_bytes_ - dribble_sent_, kFillerBytes});
+    dribble_sent_ += n;
+    writing_ = true;
+    net::async_write(stream_.socket(), net::buffer(filler().data(), n),
+                     beast::bind_front_handler(&Session::on_dribble_write, shared_from_this()));
+  }
+
+  void end_dribble(Outcome outcome) {
+    if (outcome != Outcome::completed) {
+      finish(outcome);
+      return do_close();
+    }
+    stop_watch([self = shared_from_this()] {
+      self->finish(self->aborted_ ? Outcome::client_abort : Outcome::completed);
+      if (self->aborted_ || !self->keep_alive_) return self->do_close();
+      self->do_read();
+    });
+  }
+
+  void finish(Outcome outcome) {
+    if (finished_) return;
+    finished_ = true;
+    service_->finish_request(outcome, start_, deadline_);
+  }
+
+  // Lingering close: send FIN, then read and discard what the client still
+  // sends for a moment. Closing with unread input would make the kernel send
+  // RST, and the client could lose the 400/431 it is owed.
+  void do_close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(kLingerTime);
+    drain();
+  }
+
+  void drain() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kMaxPipelined)
+                                return;  // socket closes with the session
+                              self->drain();
+                            });
+  }
+
+  beast::tcp_stream stream_;
+  net::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<ServiceState> service_;
+  std::string out_;
+  std::vector<net::const_buffer> buffers_;
+  std::function<void()> resume_;
+
+  // The request being served.
+  bool keep_alive_ = true;
+  bool head_ = false;
+  bool aborted_ = false;
+  bool finished_ = false;
+  bool watching_ = false;
+  bool writing_ = false;
+  bool measured_ = false;
+  int status_ = 200;
+  std::size_t body_bytes_ = 0;
+  std::uint64_t index_ = 0;
+  std::optional<FaultSpec> fault_;
+  Clock::time_point start_;
+  std::optional<Clock::time_point> deadline_;
+  Clock::duration intended_{};
+  Clock::time_point armed_at_;
+  std::size_t drained_ = 0;
+  std::size_t dribble_piece_ = 1;
+  std::size_t dribble_sent_ = 0;
+  Clock::duration dribble_interval_{};
+};
+
+// --- Listener ------------------------------------------------------------------
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  Listener(net::io_context& ioc, bool strands, tcp::endpoint endpoint,
+           std::shared_ptr<ServiceState> service)
+      : ioc_(ioc), strands_(strands), acceptor_(ioc), retry_(ioc), service_(std::move(service)) {
+    beast::error_code ec;
+    auto check = [&](const char* what) {
+      if (!ec) return;
+      // std::system_error, as promised by fleet.hpp; errno values map 1:1.
+      throw std::system_error(std::error_code(ec.value(), std::generic_category()),
+                              "orchlab-mock: service \"" + service_->name() + "\": " + what + " " +
+                                  endpoint.address().to_string() + ":" +
+                                  std::to_string(endpoint.port()));
+    };
+    acceptor_.open(endpoint.protocol(), ec);
+    check("open");
+    acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    check("setsockopt");
+    acceptor_.bind(endpoint, ec);
+    check("bind");
+    acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    check("listen");
+  }
+
+  unsigned short port() const { return acceptor_.local_endpoint().port(); }
+
+  void run() { do_accept(); }
+
+ private:
+  void do_accept() {
+    // With one thread no strand is needed: handlers never run concurrently.
+    auto executor = strands_ ? net::any_io_executor(net::make_strand(ioc_))
+                             : net::any_io_executor(ioc_.get_executor());
+    acceptor_.async_accept(executor,
+                           beast::bind_front_handler(&Listener::on_accept, shared_from_this()));
+  }
+
+  void on_accept(beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted) return;
+    if (ec) {
+      // Out of descriptors (EMFILE) and the like: back off instead of spinning.
+      retry_.expires_after(std::chrono::milliseconds(10));
+      retry_.async_wait([self = shared_from_this()](beast::error_code e) {
+        if (!e) self->do_accept();
+      });
+      return;
+    }
+    auto& shared = service_->shared();
+    if (shared.connections.fetch_add(1, std::memory_order_relaxed) >= shared.max_connections) {
+      shared.connections.fetch_sub(1, std::memory_order_relaxed);
+      service_->connection_refused();
+      beast::error_code ignored;
+      socket.close(ignored);
+    } else {
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<Session>(std::move(socket), service_)->run();
+    }
+    do_accept();
+  }
+
+  net::io_context& ioc_;
+  bool strands_;
+  tcp::acceptor acceptor_;
+  net::steady_timer retry_;
+  std::shared_ptr<ServiceState> service_;
+};
+
+std::string url_host(const net::ip::address& address) {
+  if (address.is_unspecified()) return address.is_v6() ? "[::1]" : "127.0.0.1";
+  if (address.is_v6()) return "[" + address.to_string() + "]";
+  return address.to_string();
+}
+
+}  // namespace
+
+// --- MockFleet -------------------------------------------------------------------
+
+struct MockFleet::Impl {
+  FleetConfig config;
+  std::vector<Endpoint> endpoints;
+  std::vector<std::shared_ptr<ServiceState>> services;
+  // Declared after the services so that it is destroyed first: destroying it
+  // destroys every pending handler, hence every session, while the service
+  // state they update still exists.
+  std::optional<net::io_context> ioc;
+  std::vector<std::shared_ptr<Listener>> listeners;
+  std::vector<std::thread> threads;
+  std::mutex stop_mu;
+  bool stopped = false;
+
+  std::shared_ptr<ServiceState> find(std::string_view name) const {
+    for (const auto& s : services) {
+      if (s->name() == name) return s;
+    }
+    throw std::out_of_range("orchlab-mock: no service \"" + std::string(name) + "\"");
+  }
+};
+
+MockFleet::MockFleet(FleetConfig config, ServerOptions options) : impl_(std::make_unique<Impl>()) {
+  if (options.threads < 1) throw ConfigError("threads", "must be >= 1");
+  if (config.services.empty()) throw ConfigError("services", "must be a non-empty array");
+  if (!options.allow_remote && !is_loopback_address(config.bind)) {
+    throw ConfigError("bind", "\"" + config.bind +
+                                  "\" is not a loopback address (127.0.0.0/8, ::1); pass "
+                                  "--allow-remote to bind it");
+  }
+  const std::string bind = config.bind == "localhost" ? "127.0.0.1" : config.bind;
+  boost::system::error_code ec;
+  const auto address = net::ip::make_address(bind, ec);
+  if (ec) throw ConfigError("bind", "is not an IP address: \"" + config.bind + "\"");
+
+  auto shared = std::make_shared<detail::FleetShared>();
+  shared->max_connections = options.max_connections;
+  shared->header_timeout = options.header_timeout;
+  shared->idle_timeout = options.idle_timeout;
+
+  auto& impl = *impl_;
+  impl.config = std::move(config);
+  impl.ioc.emplace(options.threads);
+  // Bind everything before running anything: a failure leaves nothing behind.
+  for (const auto& service_config : impl.config.services) {
+    auto state = std::make_shared<ServiceState>(service_config, shared);
+    auto listener = std::make_shared<Listener>(*impl.ioc, options.threads > 1,
+                                               tcp::endpoint(address, service_config.port), state);
+    state->set_port(listener->port());
+    impl.endpoints.push_back(
+        {service_config.name,
+         "http://" + url_host(address) + ":" + std::to_string(listener->port()), listener->port()});
+    impl.services.push_back(std::move(state));
+    impl.listeners.push_back(std::move(listener));
+  }
+  for (auto& listener : impl.listeners) listener->run();
+  for (int i = 0; i < options.threads; ++i) {
+    impl.threads.emplace_back([&ioc = *impl.ioc] {
+      for (;;) {
+        try {
+          ioc.run();
+          return;
+        } catch (const std::exception&) {
+          // A handler must not throw; if one does, the server keeps serving.
+        }
+      }
+    });
+  }
+}
+
+std::unique_ptr<MockFleet> MockFleet::from_json(const nlohmann::json& config,
+                                                ServerOptions options) {
+  return std::make_unique<MockFleet>(parse_fleet_config(config, "config"), options);
+}
+
+MockFleet::~MockFleet() { stop(); }
+
+const std::vector<Endpoint>& MockFleet::endpoints() const { return impl_->endpoints; }
+
+std::string MockFleet::url(std::string_view service) const {
+  for (const auto& e : impl_->endpoints) {
+    if (e.name == service) return e.url;
+  }
+  throw std::out_of_range("orchlab-mock: no service \"" + std::string(service) + "\"");
+}
+
+nlohmann::json MockFleet::stats(std::string_view service) const {
+  return impl_->find(service)->stats();
+}
+
+void MockFleet::reset() {
+  for (auto& s : impl_->services) s->reset();
+}
+
+void MockFleet::stop() {
+  std::lock_guard lock(impl_->stop_mu);
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->ioc->stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+  impl_->listeners.clear();
+  // Destroys every pending handler and with it every session and socket.
+  impl_->ioc.reset();
+}
+
+}  // namespace orchlab::mock

@@ -1,0 +1,205 @@
+// Internal: service state and statistics (see service.hpp).
+#include "service.hpp"
+
+#include <algorithm>
+#include <bit>
+
+namespace orchlab::mock::detail {
+
+namespace {
+
+std::uint64_t to_us(Clock::duration d) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  return us > 0 ? static_cast<std::uint64_t>(us) : 0;
+}
+
+double to_ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+}  // namespace
+
+// --- MicrosHistogram ---------------------------------------------------------
+
+std::size_t MicrosHistogram::bucket_of(std::uint64_t v) {
+  constexpr std::uint64_t kSub = 1u << kSubBits;
+  if (v < kSub) return static_cast<std::size_t>(v);
+  const int octave = std::bit_width(v) - kSubBits;  // >= 1
+  const std::uint64_t sub = (v >> (octave - 1)) - kSub;
+  return static_cast<std::size_t>(octave) * kSub + static_cast<std::size_t>(sub);
+}
+
+std::uint64_t MicrosHistogram::bucket_high(std::size_t b) {
+  constexpr std::uint64_t kSub = 1u << kSubBits;
+  if (b < kSub) return b;
+  const std::uint64_t octave = b / kSub;
+  const std::uint64_t sub = b % kSub;
+  return ((kSub + sub + 1) << (octave - 1)) - 1;
+}
+
+void MicrosHistogram::record(std::uint64_t us) {
+  ++buckets_[bucket_of(us)];
+  ++count_;
+  max_ = std::max(max_, us);
+}
+
+void MicrosHistogram::clear() { *this = MicrosHistogram{}; }
+
+std::uint64_t MicrosHistogram::quantile(double q) const {
+  if (count_ == 0) return 0;
+  if (q >= 1.0) return max_;
+  const auto rank = static_cast<std::uint64_t>(q * static_cast<double>(count_ - 1)) + 1;
+  std::uint64_t seen = 0;
+  for (std::size_t b = 0; b < kBuckets; ++b) {
+    seen += buckets_[b];
+    if (seen >= rank) return std::min(bucket_high(b), max_);
+  }
+  return max_;
+}
+
+nlohmann::json MicrosHistogram::to_json_ms() const {
+  return {{"count", count_},
+          {"p50", static_cast<double>(quantile(0.5)) / 1000.0},
+          {"p99", static_cast<double>(quantile(0.99)) / 1000.0},
+          {"max", static_cast<double>(max_) / 1000.0}};
+}
+
+// --- ServiceState ------------------------------------------------------------
+
+ServiceState::ServiceState(ServiceConfig config, std::shared_ptr<FleetShared> shared)
+    : name_(config.name),
+      shared_(std::move(shared)),
+      profile_(std::make_shared<const ServiceConfig>(std::move(config))) {}
+
+std::shared_ptr<const ServiceConfig> ServiceState::profile() const {
+  std::lock_guard lock(mu_);
+  auto copy = std::make_shared<ServiceConfig>(*profile_);
+  copy->port = port_.load();
+  return copy;
+}
+
+void ServiceState::set_profile(ServiceConfig config) {
+  config.name = name_;
+  config.port = port_.load();
+  auto next = std::make_shared<const ServiceConfig>(std::move(config));
+  std::lock_guard lock(mu_);
+  profile_ = std::move(next);
+}
+
+RequestPlan ServiceState::begin_request(std::optional<std::uint64_t> key) {
+  std::lock_guard lock(mu_);
+  RequestPlan plan;
+  const std::uint64_t counter = next_index_++;
+  plan.index = key ? *key : counter;
+  plan.profile = profile_;
+  ++requests_;
+  max_in_flight_ = std::max(max_in_flight_, ++in_flight_);
+  return plan;
+}
+
+void ServiceState::count_fault(FaultKind kind) {
+  std::lock_guard lock(mu_);
+  ++faults_[static_cast<std::size_t>(kind)];
+}
+
+void ServiceState::finish_request(Outcome outcome, Clock::time_point start,
+                                  std::optional<Clock::time_point> deadline) {
+  const auto end = Clock::now();
+  std::lock_guard lock(mu_);
+  if (in_flight_ > 0) --in_flight_;
+  switch (outcome) {
+    case Outcome::completed:
+      ++completed_;
+      break;
+    case Outcome::client_abort:
+      ++client_aborts_;
+      break;
+    case Outcome::no_response:
+      ++no_response_;
+      break;
+  }
+  if (!deadline) return;
+  if (end > *deadline) {
+    // Work the mock kept doing for a caller that had already given up.
+    work_past_deadline_ms_ += to_ms(end - std::max(*deadline, start));
+    if (outcome == Outcome::completed) ++completed_after_deadline_;
+  }
+  if (outcome == Outcome::client_abort) abort_lag_us_.record(to_us(end - *deadline));
+}
+
+void ServiceState::count_bad_request() {
+  std::lock_guard lock(mu_);
+  ++requests_;
+  ++bad_requests_;
+}
+
+void ServiceState::count_header_timeout() {
+  std::lock_guard lock(mu_);
+  ++header_timeouts_;
+}
+
+void ServiceState::count_admin_request() {
+  std::lock_guard lock(mu_);
+  ++admin_requests_;
+}
+
+void ServiceState::record_delay_error(Clock::duration intended, Clock::duration actual) {
+  std::lock_guard lock(mu_);
+  delay_error_us_.record(to_us(actual - intended));
+}
+
+void ServiceState::connection_opened() {
+  std::lock_guard lock(mu_);
+  max_open_connections_ = std::max(max_open_connections_, ++open_connections_);
+}
+
+void ServiceState::connection_closed() {
+  std::lock_guard lock(mu_);
+  if (open_connections_ > 0) --open_connections_;
+}
+
+void ServiceState::connection_refused() {
+  std::lock_guard lock(mu_);
+  ++refused_connections_;
+}
+
+nlohmann::json ServiceState::stats() const {
+  std::lock_guard lock(mu_);
+  nlohmann::json faults = nlohmann::json::object();
+  for (std::size_t k = 0; k < kFaultKinds; ++k) {
+    faults[std::string(fault_name(static_cast<FaultKind>(k)))] = faults_[k];
+  }
+  return {{"service", name_},
+          {"requests", requests_},
+          {"completed", completed_},
+          {"in_flight", in_flight_},
+          {"max_in_flight", max_in_flight_},
+          {"client_aborts", client_aborts_},
+          {"no_response", no_response_},
+          {"bad_requests", bad_requests_},
+          {"header_timeouts", header_timeouts_},
+          {"admin_requests", admin_requests_},
+          {"open_connections", open_connections_},
+          {"max_open_connections", max_open_connections_},
+          {"refused_connections", refused_connections_},
+          {"faults", std::move(faults)},
+          {"completed_after_deadline", completed_after_deadline_},
+          {"work_past_deadline_ms", work_past_deadline_ms_},
+          {"abort_lag_ms", abort_lag_us_.to_json_ms()},
+          {"delay_error_ms", delay_error_us_.to_json_ms()}};
+}
+
+void ServiceState::reset() {
+  std::lock_guard lock(mu_);
+  next_index_ = 0;
+  requests_ = in_flight_;
+  completed_ = client_aborts_ = no_response_ = bad_requests_ = 0;
+  header_timeouts_ = admin_requests_ = refused_connections_ = 0;
+  max_in_flight_ = in_flight_;
+  max_open_connections_ = open_connections_;
+  faults_.fill(0);
+  completed_after_deadline_ = 0;
+  work_past_deadline_ms_ = 0;
+  abort_lag_us_.clear();
+  delay_error_us_.clear();
+}
+
+}  // namespace orchlab::mock::detail

@@ -1,0 +1,127 @@
+// Internal: the shared state of one mock service (profile, request counter,
+// statistics) and the small histogram the statistics use. Sessions of any
+// thread update it under its mutex; the hot path takes the lock twice per
+// request (begin, finish), which costs far less than the syscalls around it.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "orchlab/mock/config.hpp"
+
+namespace orchlab::mock::detail {
+
+using Clock = std::chrono::steady_clock;
+
+/// Log-bucketed histogram of non-negative microsecond values: 32 sub-buckets
+/// per power of two, so a reported quantile is within ~3% of a recorded value.
+class MicrosHistogram {
+ public:
+  void record(std::uint64_t us);
+  void clear();
+  std::uint64_t count() const { return count_; }
+  std::uint64_t max() const { return max_; }
+  /// Upper edge of the bucket holding quantile q (exact max for q = 1).
+  std::uint64_t quantile(double q) const;
+  /// {"count", "p50", "p99", "max"} in milliseconds.
+  nlohmann::json to_json_ms() const;
+
+ private:
+  static constexpr int kSubBits = 5;
+  static constexpr std::size_t kBuckets = (64 - kSubBits + 1) << kSubBits;
+  static std::size_t bucket_of(std::uint64_t v);
+  static std::uint64_t bucket_high(std::size_t b);
+  std::array<std::uint64_t, kBuckets> buckets_{};
+  std::uint64_t count_ = 0;
+  std::uint64_t max_ = 0;
+};
+
+/// How a counted request ended; see docs/mock.md for the /__stats identity
+/// requests = completed + client_aborts + no_response + bad_requests + in_flight.
+enum class Outcome { completed, client_abort, no_response };
+
+/// Process-wide state shared by every service of a fleet.
+struct FleetShared {
+  std::size_t max_connections = 20000;
+  std::atomic<std::size_t> connections{0};
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds idle_timeout{60000};
+};
+
+/// What a request decided at its start (under the service lock).
+struct RequestPlan {
+  std::uint64_t index = 0;  ///< draw index: X-Orchlab-Key or the request counter
+  std::shared_ptr<const ServiceConfig> profile;
+};
+
+/// One service: its live profile and its counters.
+class ServiceState {
+ public:
+  ServiceState(ServiceConfig config, std::shared_ptr<FleetShared> shared);
+
+  const std::string& name() const { return name_; }
+  FleetShared& shared() { return *shared_; }
+  void set_port(unsigned short port) { port_ = port; }
+
+  std::shared_ptr<const ServiceConfig> profile() const;
+  /// Replaces the profile (name and port stay those of the running service).
+  void set_profile(ServiceConfig config);
+
+  /// A request head arrived on a service route: counts it, assigns its index.
+  RequestPlan begin_request(std::optional<std::uint64_t> key);
+  /// Counts a fault chosen for a begun request.
+  void count_fault(FaultKind kind);
+  /// Ends a begun request. `deadline` is the caller's, if it sent one.
+  void finish_request(Outcome outcome, Clock::time_point start,
+                      std::optional<Clock::time_point> deadline);
+  /// A request (or unparseable input) rejected with 4xx/5xx by the mock itself.
+  void count_bad_request();
+  void count_header_timeout();
+  void count_admin_request();
+  /// The timer of a delay of `intended` fired `actual` after it was armed.
+  void record_delay_error(Clock::duration intended, Clock::duration actual);
+
+  void connection_opened();
+  void connection_closed();
+  void connection_refused();
+
+  nlohmann::json stats() const;
+  /// Counters to zero and the request index to 0. Requests and connections
+  /// still open are carried over (requests = in_flight) so the identity holds.
+  void reset();
+
+ private:
+  const std::string name_;
+  const std::shared_ptr<FleetShared> shared_;
+  std::atomic<unsigned short> port_{0};
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const ServiceConfig> profile_;
+  std::uint64_t next_index_ = 0;
+  std::uint64_t requests_ = 0;
+  std::uint64_t completed_ = 0;
+  std::uint64_t in_flight_ = 0;
+  std::uint64_t max_in_flight_ = 0;
+  std::uint64_t client_aborts_ = 0;
+  std::uint64_t no_response_ = 0;
+  std::uint64_t bad_requests_ = 0;
+  std::uint64_t header_timeouts_ = 0;
+  std::uint64_t admin_requests_ = 0;
+  std::uint64_t open_connections_ = 0;
+  std::uint64_t max_open_connections_ = 0;
+  std::uint64_t refused_connections_ = 0;
+  std::array<std::uint64_t, kFaultKinds> faults_{};
+  std::uint64_t completed_after_deadline_ = 0;
+  double work_past_deadline_ms_ = 0;
+  MicrosHistogram abort_lag_us_;
+  MicrosHistogram delay_error_us_;
+};
+
+}  // namespace orchlab::mock::detail
