@@ -100,6 +100,7 @@ struct Totals {
   std::int64_t live_tasks = 0;            ///< started - finished, now
   std::uint64_t orchestrations = 0;       ///< scopes that returned
   std::uint64_t leaked_at_return = 0;     ///< sum of live tasks at each return
+  std::uint64_t completions = 0;          ///< note_completion() calls, late or not
   std::uint64_t late_completions = 0;     ///< completions after their return
   std::uint64_t zombie_ns = 0;            ///< task time past their orchestration's return (finished tasks)
 };

@@ -11,6 +11,7 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace orchlab {
@@ -87,6 +88,17 @@ class Pattern {
   virtual Outcome run(const Plan& plan, const Fetch& fetch) = 0;
 };
 
+/// Category "orchlab.reply" for ReplyError::transport and ::cancelled.
+const std::error_category& reply_category();
+std::error_code make_error_code(ReplyError e);
+/// Category "orchlab.http": the value is the HTTP status ("HTTP 503").
+const std::error_category& http_category();
+
+/// The error a Reply stands for: empty for a 2xx answer, {status,
+/// http_category()} for ReplyError::http, the ReplyError otherwise. The
+/// group exhibits return it from their tasks.
+std::error_code to_error_code(const Reply& reply);
+
 /// Creates the exhibit registered under `name` ("channel-soup", ...).
 /// Returns nullptr for an unknown name.
 std::unique_ptr<Pattern> make_pattern(std::string_view name, const PatternOptions& options = {});
@@ -103,3 +115,6 @@ std::string_view to_string(ReplyError e);
 Verdict classify(const std::vector<std::optional<Reply>>& slots, bool deadline_passed);
 
 }  // namespace orchlab
+
+template <>
+struct std::is_error_code_enum<orchlab::ReplyError> : std::true_type {};

@@ -1,0 +1,413 @@
+// Beast async client with a keep-alive pool per host. Every operation of a
+// call is bound to the call's cancellation slot; a call that is stopped
+// closes its connection instead of pooling it.
+#include "client.hpp"
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <cerrno>
+#include <charconv>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "orchlab/profiled_mutex.hpp"
+
+namespace orchlab::async {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+// The mock's own limits are 16 MiB of body and 8 KiB of header block.
+constexpr std::uint64_t kMaxBodyBytes = 64u << 20;
+constexpr std::uint32_t kMaxHeaderBytes = 64u << 10;
+static_assert(kMaxBodyBytes >= (16u << 20), "must accept the largest mock body");
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+Reply cancelled_reply() { return Reply{0, {}, ReplyError::cancelled}; }
+Reply transport_reply(std::string what) { return Reply{0, std::move(what), ReplyError::transport}; }
+Reply status_reply(int status, std::string body) {
+  const bool ok = status >= 200 && status < 300;
+  return Reply{status, std::move(body), ok ? ReplyError::none : ReplyError::http};
+}
+
+struct Url {
+  std::string_view scheme;
+  std::string_view authority;  // host[:port]
+  std::string_view host;
+  std::string_view port;
+  std::string_view target;  // path and query, "/" at least
+};
+
+bool parse_url(std::string_view s, Url& u) {
+  const auto colon = s.find("://");
+  if (colon == std::string_view::npos || colon == 0) return false;
+  u.scheme = s.substr(0, colon);
+  s.remove_prefix(colon + 3);
+  const auto slash = s.find_first_of("/?");
+  u.authority = s.substr(0, slash);
+  u.target = slash == std::string_view::npos ? std::string_view("/") : s.substr(slash);
+  if (u.authority.empty()) return false;
+  const auto port_colon = u.authority.rfind(':');
+  if (port_colon != std::string_view::npos && u.authority.back() != ']') {
+    u.host = u.authority.substr(0, port_colon);
+    u.port = u.authority.substr(port_colon + 1);
+  } else {
+    u.host = u.authority;
+    u.port = "80";
+  }
+  if (u.host.size() > 1 && u.host.front() == '[' && u.host.back() == ']')
+    u.host = u.host.substr(1, u.host.size() - 2);
+  return !u.host.empty();
+}
+
+// Value of `key` in the query part of `target` ("" when absent).
+std::string_view query_value(std::string_view target, std::string_view key) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) == key) return eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+long long to_number(std::string_view s, long long fallback) {
+  long long v = 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && p == s.data() + s.size() ? v : fallback;
+}
+
+struct Conn {
+  explicit Conn(asio::io_context& ioc) : stream(ioc) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  bool connected = false;
+};
+
+// A keep-alive connection left idle may have been closed by the service in
+// the meantime; a non-blocking peek tells without sending anything.
+bool reusable(Conn& c) {
+  if (!c.connected || !c.stream.socket().is_open() || c.buffer.size() != 0) return false;
+  char b = 0;
+  const ssize_t n = ::recv(c.stream.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// One acquire parked on a full pool. Woken on its own strand (timer.cancel()
+// posted there) when release/discard hands it a connection or a place.
+struct Waiter {
+  explicit Waiter(asio::any_io_executor ex) : timer(std::move(ex)) {}
+  asio::steady_timer timer;
+  std::unique_ptr<Conn> conn;  // null with granted: a place to open a new one
+  bool granted = false;
+};
+
+struct Host {
+  std::string authority;
+  std::vector<tcp::endpoint> endpoints;
+  ProfiledMutex mu;
+  std::vector<std::unique_ptr<Conn>> idle;
+  std::size_t open = 0;  // idle + busy + connecting: bounded by max_conns_per_host
+  std::deque<std::shared_ptr<Waiter>> waiters;
+};
+
+void wake(const std::shared_ptr<Waiter>& w) {
+  asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+}
+
+}  // namespace
+
+struct Client::Impl {
+  Impl(asio::io_context& c, ClientOptions o) : ioc(c), options(o) {
+    if (options.max_conns_per_host == 0) options.max_conns_per_host = 1;
+  }
+
+  asio::io_context& ioc;
+  ClientOptions options;
+  ProfiledMutex hosts_mu;
+  std::unordered_map<std::string, std::unique_ptr<Host>> hosts;
+
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> acquires_waited{0};
+  std::atomic<std::uint64_t> connections_opened{0};
+  std::atomic<std::uint64_t> connections_reused{0};
+  std::atomic<std::uint64_t> stale_discarded{0};
+  std::atomic<std::uint64_t> transport_errors{0};
+  std::atomic<std::uint64_t> cancelled{0};
+  std::atomic<std::uint64_t> pool_wait_ns{0};
+
+  // The host's pool, created on first use. A host name is resolved once,
+  // blocking (the lab's services are literal loopback addresses).
+  Host* host(const Url& url, std::string& error) {
+    std::lock_guard lock(hosts_mu);
+    auto it = hosts.find(std::string(url.authority));
+    if (it != hosts.end()) return it->second.get();
+    auto h = std::make_unique<Host>();
+    h->authority = std::string(url.authority);
+    const long long port = to_number(url.port, -1);
+    if (port <= 0 || port > 65535) {
+      error = "bad port in " + h->authority;
+      return nullptr;
+    }
+    error_code ec;
+    const auto address = asio::ip::make_address(std::string(url.host), ec);
+    if (!ec) {
+      h->endpoints.emplace_back(address, static_cast<unsigned short>(port));
+    } else {
+      tcp::resolver resolver(ioc);
+      const auto results = resolver.resolve(std::string(url.host), std::string(url.port), ec);
+      if (ec) {
+        error = "resolve " + h->authority + ": " + ec.message();
+        return nullptr;
+      }
+      for (const auto& r : results) h->endpoints.push_back(r.endpoint());
+    }
+    Host* raw = h.get();
+    hosts.emplace(h->authority, std::move(h));
+    return raw;
+  }
+
+  // A connection of `h` (idle, or a new unconnected one when the host is
+  // under its limit), or null when `stop` fired while waiting for one.
+  asio::awaitable<std::unique_ptr<Conn>> acquire(Host& h, Stop stop) {
+    const asio::any_io_executor ex = co_await asio::this_coro::executor;
+    std::shared_ptr<Waiter> w;
+    {
+      std::lock_guard lock(h.mu);
+      while (!h.idle.empty()) {
+        std::unique_ptr<Conn> c = std::move(h.idle.back());
+        h.idle.pop_back();
+        if (reusable(*c)) {
+          connections_reused.fetch_add(1, std::memory_order_relaxed);
+          co_return std::move(c);
+        }
+        --h.open;
+        stale_discarded.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (h.open < options.max_conns_per_host) {
+        ++h.open;
+        co_return std::make_unique<Conn>(ioc);
+      }
+      w = std::make_shared<Waiter>(ex);
+      h.waiters.push_back(w);
+    }
+    acquires_waited.fetch_add(1, std::memory_order_relaxed);
+    const std::int64_t t0 = now_ns();
+    w->timer.expires_at(asio::steady_timer::time_point::max());
+    // Woken either by a release (timer.cancel posted to this strand) or by
+    // the call's cancellation; the flags below tell which.
+    (void)co_await w->timer.async_wait(stop.bind(use_tuple));
+    std::unique_ptr<Conn> c;
+    bool granted = false;
+    {
+      std::lock_guard lock(h.mu);
+      granted = w->granted;
+      if (granted) {
+        c = std::move(w->conn);
+      } else {
+        std::erase(h.waiters, w);
+      }
+    }
+    pool_wait_ns.fetch_add(static_cast<std::uint64_t>(now_ns() - t0), std::memory_order_relaxed);
+    if (!granted) co_return nullptr;
+    if (!c) c = std::make_unique<Conn>(ioc);
+    if (stop.requested()) {
+      give_back(h, std::move(c));
+      co_return nullptr;
+    }
+    co_return std::move(c);
+  }
+
+  // Returns a healthy connection: to the first waiter, else to the pool.
+  void release(Host& h, std::unique_ptr<Conn> c) {
+    std::shared_ptr<Waiter> w;
+    {
+      std::lock_guard lock(h.mu);
+      if (h.waiters.empty()) {
+        h.idle.push_back(std::move(c));
+        return;
+      }
+      w = std::move(h.waiters.front());
+      h.waiters.pop_front();
+      w->conn = std::move(c);
+      w->granted = true;
+    }
+    wake(w);
+  }
+
+  // Closes a connection that must not be reused and frees its place (handed
+  // to the first waiter, which opens a new one).
+  void discard(Host& h, std::unique_ptr<Conn> c) {
+    if (c) {
+      error_code ignored;
+      c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      c->stream.socket().close(ignored);
+      c.reset();
+    }
+    std::shared_ptr<Waiter> w;
+    {
+      std::lock_guard lock(h.mu);
+      if (h.waiters.empty()) {
+        --h.open;
+        return;
+      }
+      w = std::move(h.waiters.front());
+      h.waiters.pop_front();
+      w->granted = true;
+    }
+    wake(w);
+  }
+
+  void give_back(Host& h, std::unique_ptr<Conn> c) {
+    if (c->connected)
+      release(h, std::move(c));
+    else
+      discard(h, std::move(c));
+  }
+
+  // Ends a call whose operation failed or was stopped. Terminal either way:
+  // the connection may hold half a request or response, so it is closed.
+  Reply fail(Host& h, std::unique_ptr<Conn> c, const error_code& ec, const Stop& stop,
+             std::string_view step) {
+    discard(h, std::move(c));
+    if (stop.requested() || ec == asio::error::operation_aborted) {
+      cancelled.fetch_add(1, std::memory_order_relaxed);
+      return cancelled_reply();
+    }
+    transport_errors.fetch_add(1, std::memory_order_relaxed);
+    return transport_reply(std::string(step) + ": " + ec.message());
+  }
+
+  asio::awaitable<Reply> http_get(const Call& call, const Url& url, Stop stop) {
+    requests.fetch_add(1, std::memory_order_relaxed);
+    std::string error;
+    Host* h = host(url, error);
+    if (h == nullptr) {
+      transport_errors.fetch_add(1, std::memory_order_relaxed);
+      co_return transport_reply(std::move(error));
+    }
+    std::unique_ptr<Conn> c;
+    if (!stop.requested()) c = co_await acquire(*h, stop);
+    if (!c) {
+      cancelled.fetch_add(1, std::memory_order_relaxed);
+      co_return cancelled_reply();
+    }
+    if (!c->connected) {
+      auto [ec, ep] = co_await c->stream.async_connect(h->endpoints, stop.bind(use_tuple));
+      if (ec || stop.requested()) co_return fail(*h, std::move(c), ec, stop, "connect");
+      c->connected = true;
+      connections_opened.fetch_add(1, std::memory_order_relaxed);
+      error_code ignored;
+      c->stream.socket().set_option(tcp::no_delay(true), ignored);
+    }
+
+    http::request<http::empty_body> req{http::verb::get, url.target, 11};
+    req.set(http::field::host, h->authority);
+    if (call.key != 0) req.set("X-Orchlab-Key", std::to_string(call.key));
+    req.set("X-Orchlab-Deadline-Ns",
+            std::to_string(call.deadline_ns != 0 ? call.deadline_ns : stop.deadline_ns()));
+    req.keep_alive(true);
+    auto [wec, written] = co_await http::async_write(c->stream, req, stop.bind(use_tuple));
+    if (wec || stop.requested()) co_return fail(*h, std::move(c), wec, stop, "write");
+
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kMaxBodyBytes);
+    parser.header_limit(kMaxHeaderBytes);
+    auto [rec, read] =
+        co_await http::async_read(c->stream, c->buffer, parser, stop.bind(use_tuple));
+    // A response that arrived in full is an answer even if the stop fired
+    // just after: keep it, and the healthy connection with it.
+    if (rec) co_return fail(*h, std::move(c), rec, stop, "read");
+    http::response<http::string_body> res = parser.release();
+    const bool keep = res.keep_alive() && c->buffer.size() == 0;
+    if (keep)
+      release(*h, std::move(c));
+    else
+      discard(*h, std::move(c));
+    co_return status_reply(res.result_int(), std::move(res.body()));
+  }
+
+  asio::awaitable<Reply> inproc_get(const Url& url, Stop stop) {
+    const long long delay_ms = to_number(query_value(url.target, "delay_ms"), 0);
+    asio::steady_timer timer(co_await asio::this_coro::executor,
+                             std::chrono::milliseconds(delay_ms));
+    auto [ec] = co_await timer.async_wait(stop.bind(use_tuple));
+    if (ec || stop.requested()) {
+      cancelled.fetch_add(1, std::memory_order_relaxed);
+      co_return cancelled_reply();
+    }
+    co_return status_reply(static_cast<int>(to_number(query_value(url.target, "status"), 200)), {});
+  }
+};
+
+Client::Client(asio::io_context& ioc, ClientOptions options)
+    : impl_(std::make_unique<Impl>(ioc, options)) {}
+
+Client::~Client() = default;
+
+asio::awaitable<Reply> Client::get(const Call& call, Stop stop) {
+  Url url;
+  if (!parse_url(call.url, url)) co_return transport_reply("bad url: " + call.url);
+  if (url.scheme == "http") co_return co_await impl_->http_get(call, url, stop);
+  if (url.scheme == "inproc") {
+    // The fast path of the microbenchmarks: no timer, no frame beyond this.
+    if (url.target.find("delay_ms=") == std::string_view::npos) {
+      if (stop.requested()) co_return cancelled_reply();
+      co_return status_reply(static_cast<int>(to_number(query_value(url.target, "status"), 200)),
+                             {});
+    }
+    co_return co_await impl_->inproc_get(url, stop);
+  }
+  co_return transport_reply("unsupported scheme: " + std::string(url.scheme));
+}
+
+ClientStats Client::stats() const {
+  const Impl& i = *impl_;
+  ClientStats s;
+  s.requests = i.requests.load(std::memory_order_relaxed);
+  s.acquires_waited = i.acquires_waited.load(std::memory_order_relaxed);
+  s.connections_opened = i.connections_opened.load(std::memory_order_relaxed);
+  s.connections_reused = i.connections_reused.load(std::memory_order_relaxed);
+  s.stale_discarded = i.stale_discarded.load(std::memory_order_relaxed);
+  s.transport_errors = i.transport_errors.load(std::memory_order_relaxed);
+  s.cancelled = i.cancelled.load(std::memory_order_relaxed);
+  s.pool_wait_ns = i.pool_wait_ns.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace orchlab::async

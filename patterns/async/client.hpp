@@ -1,0 +1,70 @@
+// The asynchronous HTTP/1.1 client of async-group: Beast over Asio coroutines,
+// a keep-alive connection pool per host with the thread client's
+// max_conns_per_host semantics, cancellation through the call's Stop.
+//
+// Private to orchlab_patterns; Beast stays in client.cpp.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include "group.hpp"
+#include "orchlab/pattern.hpp"
+
+namespace orchlab::async {
+
+struct ClientOptions {
+  /// Connections per host (scheme://host:port), idle or busy. An acquire
+  /// beyond it waits, cancellably, for one to come back (pool starvation).
+  std::size_t max_conns_per_host = 64;
+};
+
+/// Counters since construction (relaxed; read them when the client is idle).
+struct ClientStats {
+  std::uint64_t requests = 0;         ///< http:// calls started
+  std::uint64_t acquires_waited = 0;  ///< acquires that found the host's pool full
+  std::uint64_t connections_opened = 0;
+  std::uint64_t connections_reused = 0;
+  std::uint64_t stale_discarded = 0;  ///< idle connections found closed by the peer
+  std::uint64_t transport_errors = 0;
+  std::uint64_t cancelled = 0;     ///< calls that ended on their Stop
+  std::uint64_t pool_wait_ns = 0;  ///< total time acquires spent waiting
+};
+
+/// REQUIRES: outlives every call started with get(); the io_context outlives
+/// the client.
+class Client {
+ public:
+  Client(asio::io_context& ioc, ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  /// Performs call.url and returns its Reply; never throws.
+  ///
+  /// - `http://host:port/path?query`: GET over a pooled keep-alive connection,
+  ///   with X-Orchlab-Key (when call.key != 0) and X-Orchlab-Deadline-Ns
+  ///   (call.deadline_ns, or the group's deadline when 0). On a transport
+  ///   error the Reply's body holds the error text (status is 0).
+  /// - `inproc://name[?status=N][&delay_ms=M]`: answers in-process, without
+  ///   I/O: status N (default 200) after M ms on a timer (default: at once).
+  ///   For microbenchmarks and tests of the group machinery itself.
+  /// - anything else: ReplyError::transport, "unsupported scheme".
+  ///
+  /// When `stop` fires: a wait for a connection is abandoned, an operation in
+  /// flight is cancelled (terminal) and its connection closed, never pooled,
+  /// so the service sees the client leave; the Reply is ReplyError::cancelled.
+  /// Must run on a Group's strand (the Stop is only valid there).
+  asio::awaitable<Reply> get(const Call& call, Stop stop);
+
+  ClientStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orchlab::async

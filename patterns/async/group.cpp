@@ -1,0 +1,186 @@
+// Group and Runtime: the strand-confined bookkeeping of one orchestration.
+#include "group.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <string>
+
+namespace orchlab::async {
+
+Runtime::Runtime(int threads)
+    : ioc_(threads > 0 ? threads
+                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+      work_(asio::make_work_guard(ioc_)) {
+  const int n =
+      threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads_.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    threads_.emplace_back([this] {
+      // A handler that throws must not take the process down with it; the
+      // group code itself never throws out of a handler.
+      for (;;) {
+        try {
+          ioc_.run();
+          return;
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "orchlab async-group: handler threw: %s\n", e.what());
+        }
+      }
+    });
+  }
+}
+
+Runtime::~Runtime() { shutdown(); }
+
+void Runtime::shutdown() {
+  work_.reset();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
+namespace detail {
+
+// Everything here is touched only on `strand`, except `done` and (after done)
+// `outcome`, which hand the result to the blocked caller.
+struct GroupState {
+  GroupState(asio::any_io_executor ex, Policy p, std::shared_ptr<census::Orchestration> o,
+             std::chrono::steady_clock::time_point due)
+      : strand(std::move(ex)), deadline(strand), policy(p), orch(std::move(o)), due(due) {}
+
+  asio::any_io_executor strand;
+  asio::steady_timer deadline;
+  Policy policy;
+  std::shared_ptr<census::Orchestration> orch;
+  std::chrono::steady_clock::time_point due;
+  std::deque<Child> children;  // stable addresses: Stop points into it
+  std::vector<std::optional<Reply>> slots;
+  std::size_t outstanding = 0;
+  bool setting_up = true;
+  bool cancelling = false;
+  bool deadline_passed = false;
+  bool completed = false;
+  std::string error;
+  Outcome outcome;
+  std::atomic<bool> done{false};
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::GroupState;
+
+// The same words as the thread exhibits ("HTTP 503"), plus what the
+// transport said.
+std::string describe(const Reply& reply) {
+  std::string s = to_error_code(reply).message();
+  if (reply.error == ReplyError::transport && !reply.body.empty()) s += ": " + reply.body;
+  return s;
+}
+
+// Terminal cancellation of every call still running. Runs on the strand, as
+// every asynchronous operation of the calls is initiated and completed there:
+// an emit can never race with an operation installing or clearing its
+// cancellation handler.
+void cancel_all(GroupState& s) {
+  s.cancelling = true;
+  for (detail::Child& c : s.children) {
+    if (c.finished || c.cancel_requested) continue;
+    c.cancel_requested = true;
+    c.signal.emit(asio::cancellation_type::terminal);
+  }
+}
+
+void maybe_complete(GroupState& s) {
+  if (s.setting_up || s.outstanding != 0 || s.completed) return;
+  s.completed = true;
+  s.deadline.cancel();
+  s.outcome.slots = std::move(s.slots);
+  s.outcome.verdict = classify(s.outcome.slots, s.deadline_passed);
+  s.outcome.error = std::move(s.error);
+  if (s.outcome.error.empty() && s.outcome.verdict == Verdict::timed_out)
+    s.outcome.error = "deadline exceeded";
+  s.done.store(true, std::memory_order_release);
+  s.done.notify_one();
+}
+
+}  // namespace
+
+detail::Child& Group::add_child() {
+  GroupState& s = *state_;
+  detail::Child& c = s.children.emplace_back();
+  c.deadline_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(s.due.time_since_epoch()).count();
+  c.cancel_requested = s.cancelling;
+  c.task.emplace(s.orch);
+  s.slots.emplace_back();
+  ++s.outstanding;
+  ++started_;
+  return c;
+}
+
+void Group::finish(GroupState& s, std::size_t index, std::exception_ptr e, Reply reply) {
+  detail::Child& c = s.children[index];
+  c.finished = true;
+  if (e) {
+    reply = Reply{0, {}, ReplyError::transport};
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      reply.body = ex.what();
+    } catch (...) {
+      reply.body = "unknown exception";
+    }
+  }
+  // A cancelled call did not answer: its slot stays empty.
+  if (reply.error != ReplyError::cancelled) {
+    census::note_completion(s.orch.get());
+    if (reply.error != ReplyError::none && s.error.empty()) {
+      s.error = describe(reply);
+      // Where the group differs from the anti-patterns: the first error stops
+      // the siblings at once, at the socket, not when they next look.
+      if (s.policy == Policy::fail_fast) cancel_all(s);
+    }
+    s.slots[index] = std::move(reply);
+  }
+  c.task.reset();
+  --s.outstanding;
+  maybe_complete(s);
+}
+
+Outcome run_group_impl(Runtime& runtime, std::chrono::milliseconds deadline, Policy policy,
+                       void (*setup)(void*, Group&), void* context) {
+  // A "no deadline" of milliseconds::max() must not overflow the time point.
+  constexpr std::chrono::milliseconds kLongest = std::chrono::hours(24 * 365);
+  deadline = std::clamp(deadline, std::chrono::milliseconds(0), kLongest);
+  auto state =
+      std::make_shared<GroupState>(asio::make_strand(runtime.context()), policy, census::current(),
+                                   std::chrono::steady_clock::now() + deadline);
+  asio::post(state->strand, [state, setup, context] {
+    GroupState& s = *state;
+    s.deadline.expires_at(s.due);
+    s.deadline.async_wait([state](const boost::system::error_code& ec) {
+      if (ec || state->completed) return;
+      state->deadline_passed = true;
+      cancel_all(*state);
+    });
+    Group group(state, s.strand);
+    try {
+      setup(context, group);
+    } catch (const std::exception& e) {
+      if (s.error.empty()) s.error = std::string("setup: ") + e.what();
+      cancel_all(s);
+    }
+    s.setting_up = false;
+    maybe_complete(s);
+  });
+  state->done.wait(false, std::memory_order_acquire);
+  return std::move(state->outcome);
+}
+
+}  // namespace orchlab::async

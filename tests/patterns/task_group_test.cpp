@@ -1,0 +1,320 @@
+// TaskGroup: the errgroup contract.
+#include "orchlab/task_group.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <latch>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "orchlab/census.hpp"
+
+namespace orchlab {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// Sleeps up to `d`; returns true if `stop` fired first.
+bool sleep_or_stop(std::stop_token stop, std::chrono::milliseconds d) {
+  std::mutex m;
+  std::condition_variable_any cv;
+  std::unique_lock lock(m);
+  cv.wait_for(lock, stop, d, [] { return false; });
+  return stop.stop_requested();
+}
+
+// Counts tasks in flight and the maximum seen.
+struct InFlight {
+  std::atomic<int> now{0}, max{0};
+  void enter() {
+    const int n = ++now;
+    int seen = max.load();
+    while (n > seen && !max.compare_exchange_weak(seen, n)) {
+    }
+  }
+  void leave() { --now; }
+};
+
+const std::error_code kBoom = std::make_error_code(std::errc::io_error);
+const std::error_code kLater = std::make_error_code(std::errc::bad_message);
+
+class TaskGroupTest : public ::testing::Test {
+ protected:
+  void TearDown() override { ASSERT_TRUE(census::wait_idle(10s)); }
+};
+
+TEST_F(TaskGroupTest, AllSucceed) {
+  TaskGroup group;
+  std::vector<int> slots(5, 0);
+  for (int i = 0; i < 5; ++i)
+    group.spawn([&, i](std::stop_token) {
+      slots[i] = i + 1;
+      return std::error_code{};
+    });
+  EXPECT_FALSE(group.wait());
+  EXPECT_EQ(slots, (std::vector<int>{1, 2, 3, 4, 5}));
+  EXPECT_FALSE(group.stop_token().stop_requested());
+}
+
+TEST_F(TaskGroupTest, FirstErrorWinsAndCancelsSiblings) {
+  TaskGroup group;
+  std::atomic<int> cancelled{0};
+  const auto start = Clock::now();
+  group.spawn([](std::stop_token) {
+    std::this_thread::sleep_for(20ms);
+    return kBoom;
+  });
+  for (int i = 0; i < 3; ++i)
+    group.spawn([&](std::stop_token stop) {
+      if (!sleep_or_stop(stop, 10s)) return std::error_code{};
+      ++cancelled;
+      return kLater;  // a later error: must not replace the first
+    });
+  EXPECT_EQ(group.wait(), kBoom);
+  EXPECT_EQ(cancelled.load(), 3);
+  EXPECT_LT(Clock::now() - start, 5s);
+  EXPECT_TRUE(group.stop_token().stop_requested());
+  EXPECT_EQ(group.wait(), kBoom);  // idempotent
+}
+
+TEST_F(TaskGroupTest, NoTaskStartsOnceStopped) {
+  TaskGroup group;
+  group.spawn([](std::stop_token) { return kBoom; });
+  while (!group.stop_token().stop_requested()) std::this_thread::yield();
+  bool ran = false;
+  group.spawn([&](std::stop_token) {
+    ran = true;
+    return std::error_code{};
+  });
+  EXPECT_FALSE(group.try_spawn([](std::stop_token) { return std::error_code{}; }));
+  EXPECT_EQ(group.wait(), kBoom);
+  EXPECT_FALSE(ran);
+}
+
+TEST_F(TaskGroupTest, DeadlineCancels) {
+  const auto start = Clock::now();
+  TaskGroup group({.deadline = start + 100ms});
+  std::atomic<bool> saw_stop{false};
+  group.spawn([&](std::stop_token stop) {
+    saw_stop = sleep_or_stop(stop, 10s);
+    return std::error_code{};
+  });
+  EXPECT_EQ(group.wait(), GroupErrc::deadline_exceeded);
+  const auto took = Clock::now() - start;
+  EXPECT_TRUE(saw_stop.load());
+  EXPECT_GE(took, 95ms);
+  EXPECT_LT(took, 3s);
+  EXPECT_EQ(make_error_code(GroupErrc::deadline_exceeded).message(), "deadline exceeded");
+}
+
+TEST_F(TaskGroupTest, SetDeadlineCancels) {
+  TaskGroup group;
+  group.spawn([&](std::stop_token stop) {
+    sleep_or_stop(stop, 10s);
+    return std::error_code{};
+  });
+  const auto start = Clock::now();
+  group.set_deadline(start + 50ms);
+  EXPECT_EQ(group.wait(), GroupErrc::deadline_exceeded);
+  EXPECT_LT(Clock::now() - start, 3s);
+}
+
+TEST_F(TaskGroupTest, DeadlineNotReachedIsNoError) {
+  TaskGroup group({.deadline = Clock::now() + 5s});
+  group.spawn([](std::stop_token) { return std::error_code{}; });
+  EXPECT_FALSE(group.wait());
+}
+
+TEST_F(TaskGroupTest, LimitBoundsConcurrency) {
+  constexpr int kLimit = 3;
+  TaskGroup group;
+  group.set_limit(kLimit);
+  InFlight flight;
+  std::atomic<int> done{0};
+  for (int i = 0; i < 12; ++i)
+    group.spawn([&](std::stop_token) {
+      flight.enter();
+      std::this_thread::sleep_for(20ms);
+      flight.leave();
+      ++done;
+      return std::error_code{};
+    });
+  EXPECT_FALSE(group.wait());
+  EXPECT_EQ(done.load(), 12);
+  EXPECT_EQ(flight.max.load(), kLimit);
+}
+
+TEST_F(TaskGroupTest, TrySpawnRefusesAtTheLimit) {
+  TaskGroup group({.limit = 1});
+  std::latch release(1);
+  EXPECT_TRUE(group.try_spawn([&](std::stop_token) {
+    release.wait();
+    return std::error_code{};
+  }));
+  EXPECT_EQ(group.active(), 1);
+  EXPECT_FALSE(group.try_spawn([](std::stop_token) { return std::error_code{}; }));
+  release.count_down();
+  EXPECT_FALSE(group.wait());
+  EXPECT_TRUE(group.try_spawn([](std::stop_token) { return std::error_code{}; }));
+  EXPECT_FALSE(group.wait());
+}
+
+TEST_F(TaskGroupTest, BlockedSpawnGivesUpAtTheDeadline) {
+  TaskGroup group({.deadline = Clock::now() + 100ms, .limit = 1});
+  group.spawn([](std::stop_token stop) {
+    sleep_or_stop(stop, 10s);
+    return std::error_code{};
+  });
+  bool ran = false;
+  const auto start = Clock::now();
+  group.spawn([&](std::stop_token) {  // blocks at the limit until the deadline
+    ran = true;
+    return std::error_code{};
+  });
+  EXPECT_LT(Clock::now() - start, 3s);
+  EXPECT_EQ(group.wait(), GroupErrc::deadline_exceeded);
+  EXPECT_FALSE(ran);
+}
+
+TEST_F(TaskGroupTest, LimitMisuseFailsLoudly) {
+  EXPECT_THROW(TaskGroup({.limit = 0}), std::invalid_argument);
+  TaskGroup group;
+  EXPECT_THROW(group.set_limit(0), std::invalid_argument);
+  std::latch release(1);
+  group.spawn([&](std::stop_token) {
+    release.wait();
+    return std::error_code{};
+  });
+  EXPECT_THROW(group.set_limit(2), std::logic_error);
+  release.count_down();
+  group.wait();
+  EXPECT_NO_THROW(group.set_limit(2));
+}
+
+TEST_F(TaskGroupTest, ExceptionPropagatesAndCancels) {
+  TaskGroup group;
+  std::atomic<bool> sibling_stopped{false};
+  group.spawn([&](std::stop_token stop) {
+    sibling_stopped = sleep_or_stop(stop, 10s);
+    return std::error_code{};
+  });
+  group.spawn([](std::stop_token) -> std::error_code { throw std::runtime_error("boom"); });
+  EXPECT_THROW(
+      {
+        try {
+          group.wait();
+        } catch (const std::runtime_error& e) {
+          EXPECT_STREQ(e.what(), "boom");
+          throw;
+        }
+      },
+      std::runtime_error);
+  EXPECT_TRUE(sibling_stopped.load());
+}
+
+TEST_F(TaskGroupTest, DestructorJoinsAndRequestsNothing) {
+  std::atomic<bool> finished{false}, stopped{true};
+  {
+    TaskGroup group;
+    group.spawn([&](std::stop_token stop) {
+      stopped = sleep_or_stop(stop, 100ms);
+      finished = true;
+      return std::error_code{};
+    });
+  }
+  EXPECT_TRUE(finished.load());
+  EXPECT_FALSE(stopped.load());
+  EXPECT_EQ(census::totals().live_tasks, 0);
+}
+
+TEST_F(TaskGroupTest, DestructorStillHonoursTheDeadline) {
+  const auto start = Clock::now();
+  {
+    TaskGroup group({.deadline = start + 50ms});
+    group.spawn([](std::stop_token stop) {
+      sleep_or_stop(stop, 10s);
+      return std::error_code{};
+    });
+  }
+  EXPECT_LT(Clock::now() - start, 3s);
+}
+
+TEST_F(TaskGroupTest, SelfSpawnAtTheLimitRunsInline) {
+  // Both parents hold the group's two slots, then each spawns two children:
+  // blocking would deadlock, so the children run inline on the parent thread.
+  TaskGroup group({.limit = 2});
+  std::latch both_running(2), both_spawned(2);
+  InFlight flight;
+  std::mutex m;
+  std::vector<std::pair<std::thread::id, std::thread::id>> parent_child;
+  for (int p = 0; p < 2; ++p)
+    group.spawn([&](std::stop_token) {
+      flight.enter();
+      both_running.arrive_and_wait();
+      const auto parent = std::this_thread::get_id();
+      for (int c = 0; c < 2; ++c)
+        group.spawn([&, parent](std::stop_token) {
+          std::lock_guard lock(m);
+          parent_child.emplace_back(parent, std::this_thread::get_id());
+          return std::error_code{};
+        });
+      both_spawned.arrive_and_wait();  // neither slot frees up before both spawned
+      flight.leave();
+      return std::error_code{};
+    });
+  EXPECT_FALSE(group.wait());
+  ASSERT_EQ(parent_child.size(), 4u);
+  for (const auto& [parent, child] : parent_child) EXPECT_EQ(parent, child);
+  EXPECT_LE(flight.max.load(), 2);
+}
+
+TEST_F(TaskGroupTest, SelfSpawnBelowTheLimitStartsAThread) {
+  TaskGroup group({.limit = 4});
+  std::thread::id parent, child;
+  group.spawn([&](std::stop_token) {
+    parent = std::this_thread::get_id();
+    group.spawn([&](std::stop_token) {
+      child = std::this_thread::get_id();
+      return std::error_code{};
+    });
+    return std::error_code{};
+  });
+  EXPECT_FALSE(group.wait());
+  EXPECT_NE(parent, child);
+}
+
+TEST_F(TaskGroupTest, CollectAllDoesNotCancelSiblings) {
+  TaskGroup group({.policy = ErrorPolicy::collect_all});
+  std::atomic<bool> stopped{true};
+  group.spawn([](std::stop_token) { return kBoom; });
+  group.spawn([&](std::stop_token stop) {
+    stopped = sleep_or_stop(stop, 50ms);
+    return kLater;
+  });
+  EXPECT_EQ(group.wait(), kBoom);
+  EXPECT_FALSE(stopped.load());
+}
+
+TEST_F(TaskGroupTest, TasksAreCountedInTheCensus) {
+  census::Scope scope;
+  std::latch release(1);
+  TaskGroup group;
+  for (int i = 0; i < 3; ++i)
+    group.spawn([&](std::stop_token) {
+      release.wait();
+      return std::error_code{};
+    });
+  EXPECT_EQ(scope.orchestration()->live_tasks(), 3);
+  release.count_down();
+  group.wait();
+  EXPECT_EQ(scope.orchestration()->live_tasks(), 0);  // wait() joined them
+}
+
+}  // namespace
+}  // namespace orchlab
