@@ -36,6 +36,8 @@ struct PoolStats {
 /// leaked thread is still inside a call, so it is never destroyed under one.
 class Client : public std::enable_shared_from_this<Client> {
  public:
+  /// NOTE: the first call sets SIGPIPE to SIG_IGN process-wide when it still
+  /// has the default action (cpp-httplib 0.11 sends without MSG_NOSIGNAL).
   static std::shared_ptr<Client> create(PoolOptions options = {});
   ~Client();
 
