@@ -1,0 +1,54 @@
+// The orchlab command line: `orchlab run [options]`, `orchlab list`,
+// `orchlab --help`. Parsing only; nothing runs here.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "orchlab/harness/scenario.hpp"
+
+namespace orchlab::harness {
+
+/// A command-line mistake; what() names the flag. The caller prints it with
+/// the usage and exits 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Everything `orchlab run` was asked for.
+struct RunOptions {
+  std::vector<std::string> scenarios;     ///< NAME or FILE each; empty: "default"
+  Overrides overrides;
+  std::vector<std::string> service_urls;  ///< empty: the embedded MockFleet
+  std::string out;                        ///< empty: results/<UTC stamp>/report.json
+  bool quiet = false;
+  std::string command_line;               ///< argv joined, for the report context
+};
+
+struct Command {
+  enum class Kind { run, list, help, version };
+  Kind kind = Kind::help;
+  RunOptions run;
+};
+
+/// Parses argv. Options without a command mean `run`; "--flag value" and
+/// "--flag=value" are both accepted. Throws UsageError.
+Command parse_command_line(int argc, const char* const* argv);
+
+/// The --help text (wrk's aligned style, ending with an Example line).
+std::string usage();
+
+/// "2s", "500ms", "1.5", "2m", "1h" -> seconds (a bare number is seconds).
+/// Throws UsageError naming `flag`. Negative values are returned as given,
+/// so validation can name the field.
+double parse_duration(const std::string& text, const std::string& flag);
+
+/// "200/s", "200", "12k/s", "5/ms" -> per second. Throws UsageError naming `flag`.
+double parse_rate(const std::string& text, const std::string& flag);
+
+/// "3,10,30" -> {3, 10, 30}. Throws UsageError naming `flag`.
+std::vector<int> parse_int_list(const std::string& text, const std::string& flag);
+
+}  // namespace orchlab::harness

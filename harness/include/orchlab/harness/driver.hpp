@@ -1,0 +1,68 @@
+// The load driver: runs one repetition of one cell against the services,
+// then drains what the pattern left behind, and returns every measurement.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "orchlab/harness/report.hpp"
+#include "orchlab/harness/scenario.hpp"
+#include "orchlab/harness/services.hpp"
+#include "orchlab/harness/system.hpp"
+#include "orchlab/pattern.hpp"
+
+namespace orchlab::http {
+class Client;
+}
+
+namespace orchlab::harness {
+
+/// What one cell needs to run its repetitions.
+struct CellEnv {
+  const Cell* cell = nullptr;
+  Pattern* pattern = nullptr;
+  /// The shared pooled client behind `fetch` (its stats become the pool
+  /// metrics); patterns that bring their own client never call it.
+  std::shared_ptr<http::Client> client;
+  Fetch fetch;
+  Services* services = nullptr;
+  /// Set asynchronously (SIGINT): callers stop starting orchestrations.
+  const std::atomic<bool>* interrupted = nullptr;
+  /// Upper bound of the post-repetition wait for leaked tasks.
+  std::chrono::milliseconds drain_timeout{6000};
+  int family_index = 0;
+  int per_family_instance_index = 0;
+};
+
+/// Runs repetition `repetition_index`: resets the services, drives the
+/// orchestrations for the scenario's duration (closed or open loop), joins
+/// the callers, drains, and reads the census, locks, rusage, pool and
+/// /__stats deltas. Returns with `complete` false if interrupted midway.
+Measurement run_repetition(const CellEnv& env, int repetition_index, bool& complete);
+
+/// A measurement carrying only the identity of `cell` (scenario, pattern,
+/// fanout, concurrency, deadline, repetitions, benchmark family indices).
+Measurement cell_identity(const Cell& cell, int family_index, int per_family_instance_index);
+
+/// Why `cell` must not run on this machine (nullopt: it may). Threads: one
+/// per call for thread-per-call patterns (bounded-group: up to its limit;
+/// async-group: none) plus callers, against a quarter of what the system
+/// can still create. Fds: pooled connections, twice when the services are
+/// in-process, against half of RLIMIT_NOFILE.
+std::optional<std::string> infeasible_reason(const Cell& cell, std::size_t service_count,
+                                             bool embedded_services, const sys::Limits& limits);
+
+/// True for patterns that bring their own I/O (no thread per call, their own
+/// connection pool): they ignore the Fetch they are given.
+bool uses_own_client(std::string_view pattern);
+
+/// The X-Orchlab-Key of call `call` of orchestration `seq` of caller
+/// `caller` in repetition `repetition`: unique per call of a run, and the
+/// same for the same call whatever the pattern, so every pattern meets the
+/// same faults.
+std::uint64_t call_key(int repetition, int caller, std::uint64_t seq, int call);
+
+}  // namespace orchlab::harness

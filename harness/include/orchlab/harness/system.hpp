@@ -1,0 +1,62 @@
+// What the harness reads from the operating system: process CPU, context
+// switches and memory, the machine's thread and fd limits, and the host
+// description that goes into a report's context.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace orchlab::harness::sys {
+
+/// getrusage(RUSAGE_SELF): the whole process, so it includes an embedded
+/// mock fleet's threads.
+struct Usage {
+  double cpu_s = 0;  ///< user + system
+  std::int64_t ctx_voluntary = 0;
+  std::int64_t ctx_involuntary = 0;
+};
+Usage usage();
+
+/// VmRSS / VmHWM of /proc/self/status in KiB (-1 if unreadable).
+std::int64_t rss_kb();
+std::int64_t rss_peak_kb();
+/// Resets VmHWM to the current RSS (writes 5 to /proc/self/clear_refs).
+/// Returns false when the kernel refuses; callers then sample VmRSS.
+bool reset_rss_peak();
+
+/// How many threads and file descriptors this process may still create.
+struct Limits {
+  std::int64_t threads = 0;  ///< min(RLIMIT_NPROC, threads-max, pid_max) minus threads alive system-wide
+  std::int64_t fds = 0;      ///< RLIMIT_NOFILE (soft, after raise_fd_limit) minus fds open now
+  std::string threads_bound;  ///< which limit bound `threads` ("pid_max 32768", ...)
+};
+Limits limits();
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (every load generator
+/// does; thousands of sockets are the point).
+void raise_fd_limit();
+
+/// One CPU cache, as Google Benchmark reports it.
+struct Cache {
+  std::string type;
+  int level = 0;
+  std::int64_t size = 0;
+  int num_sharing = 0;
+};
+
+/// The host, for the report's context.
+struct Host {
+  std::string host_name;
+  int num_cpus = 0;
+  double mhz_per_cpu = 0;
+  bool cpu_scaling_enabled = false;
+  std::vector<Cache> caches;
+  std::vector<double> load_avg;
+};
+Host host();
+
+/// Absolute path of the running executable (argv[0] if unknown).
+std::string executable(const char* argv0);
+
+}  // namespace orchlab::harness::sys

@@ -1,0 +1,194 @@
+#include "orchlab/harness/cli.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <string_view>
+
+namespace orchlab::harness {
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    const auto pos = s.find(sep, start);
+    out.push_back(s.substr(start, pos - start));
+    if (pos == std::string::npos) break;
+    start = pos + 1;
+  }
+  return out;
+}
+
+// Parses the leading number of `text`; returns the rest (the unit).
+bool leading_number(const std::string& text, double& value, std::string& unit) {
+  const char* begin = text.c_str();
+  char* end = nullptr;
+  value = std::strtod(begin, &end);
+  if (end == begin || !std::isfinite(value)) return false;
+  unit = std::string(end);
+  return true;
+}
+
+}  // namespace
+
+double parse_duration(const std::string& text, const std::string& flag) {
+  double v = 0;
+  std::string unit;
+  if (!leading_number(text, v, unit)) throw UsageError(flag + ": not a duration: \"" + text + "\" (try 2s or 500ms)");
+  if (unit.empty() || unit == "s") return v;
+  if (unit == "ms") return v / 1000;
+  if (unit == "us") return v / 1e6;
+  if (unit == "m") return v * 60;
+  if (unit == "h") return v * 3600;
+  throw UsageError(flag + ": unknown time unit \"" + unit + "\" in \"" + text + "\" (use us, ms, s, m, h)");
+}
+
+double parse_rate(const std::string& text, const std::string& flag) {
+  double v = 0;
+  std::string unit;
+  if (!leading_number(text, v, unit)) throw UsageError(flag + ": not a rate: \"" + text + "\" (try 200/s)");
+  if (!unit.empty() && (unit[0] == 'k' || unit[0] == 'K')) {
+    v *= 1000;
+    unit.erase(0, 1);
+  }
+  if (unit.empty() || unit == "/s") return v;
+  if (unit == "/ms") return v * 1000;
+  if (unit == "/m") return v / 60;
+  throw UsageError(flag + ": unknown rate unit \"" + unit + "\" in \"" + text + "\" (use /s, /ms, /m)");
+}
+
+std::vector<int> parse_int_list(const std::string& text, const std::string& flag) {
+  std::vector<int> out;
+  for (const auto& item : split(text, ',')) {
+    long long v = 0;
+    const auto* first = item.data();
+    const auto* last = item.data() + item.size();
+    const auto [ptr, ec] = std::from_chars(first, last, v);
+    if (item.empty() || ec != std::errc() || ptr != last || v < -1000000000LL || v > 1000000000LL)
+      throw UsageError(flag + ": not a list of integers: \"" + text + "\" (try 3,10)");
+    out.push_back(static_cast<int>(v));
+  }
+  return out;
+}
+
+std::string usage() {
+  return
+      "Usage: orchlab <command> [options]\n"
+      "  Commands:\n"
+      "    run                    Measure every cell (scenario x pattern x fanout x\n"
+      "                           concurrency) and write a JSON report\n"
+      "    list                   Print the patterns and the scenarios\n"
+      "  Options of run:\n"
+      "    -s, --scenario    <S>  Scenario NAME (scenarios/NAME.json) or FILE;\n"
+      "                           repeatable (default: default)\n"
+      "    -p, --patterns    <P>  Patterns to run, comma separated, or all\n"
+      "    -f, --fanout      <N>  Calls per orchestration, list: 3,10\n"
+      "    -c, --concurrency <N>  Callers (closed) or workers (open), list: 1,16\n"
+      "    -d, --duration    <T>  Measured time per repetition of a cell\n"
+      "    -r, --repetitions <N>  Repetitions of every cell\n"
+      "    -m, --mode        <M>  closed (callers back to back) or open (fixed rate)\n"
+      "    -R, --rate        <R>  Open-loop arrival rate, all workers together\n"
+      "        --services    <U>  embedded, or URL,... of running orchlab-mock\n"
+      "                           services (calls go round-robin over them)\n"
+      "    -o, --out         <F>  Report file (default:\n"
+      "                           results/<UTC stamp>/report.json + results/latest)\n"
+      "    -q, --quiet            No progress on stderr\n"
+      "    -h, --help             Print this help\n"
+      "    -v, --version          Print the version\n"
+      "  Options override the scenario file's fields for every scenario given.\n"
+      "  Time arguments may include a unit (500ms, 2s, 1m); rates a per-unit (200/s).\n"
+      "  Exit status: 0 done, 1 run failed, 2 bad input (nothing written), 130 interrupted.\n"
+      "\n"
+      "  Example: orchlab run --scenario one-hangs --patterns channel-soup,cancellable-group "
+      "--duration 2s\n";
+}
+
+Command parse_command_line(int argc, const char* const* argv) {
+  Command cmd;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (int i = 0; i < argc; ++i) cmd.run.command_line += (i ? " " : "") + std::string(argv[i]);
+  if (args.empty()) throw UsageError("missing command (run or list)");
+  std::size_t i = 0;
+  cmd.kind = Command::Kind::run;
+  if (args[0] == "run") {
+    ++i;
+  } else if (args[0] == "list") {
+    if (args.size() > 1) throw UsageError("list takes no arguments, got \"" + args[1] + "\"");
+    cmd.kind = Command::Kind::list;
+    return cmd;
+  } else if (args[0] == "help") {
+    cmd.kind = Command::Kind::help;
+    return cmd;
+  } else if (args[0].rfind("-", 0) != 0) {
+    throw UsageError("unknown command \"" + args[0] + "\" (run or list)");
+  }
+  auto& run = cmd.run;
+  for (; i < args.size(); ++i) {
+    std::string flag = args[i];
+    std::string value;
+    bool has_inline = false;
+    if (const auto eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      has_inline = true;
+    }
+    auto take = [&]() -> std::string {
+      if (has_inline) return value;
+      if (i + 1 >= args.size()) throw UsageError(flag + ": needs a value");
+      return args[++i];
+    };
+    if (flag == "-h" || flag == "--help") {
+      cmd.kind = Command::Kind::help;
+      return cmd;
+    } else if (flag == "-v" || flag == "--version") {
+      cmd.kind = Command::Kind::version;
+      return cmd;
+    } else if (flag == "-s" || flag == "--scenario") {
+      run.scenarios.push_back(take());
+    } else if (flag == "-p" || flag == "--patterns") {
+      auto list = split(take(), ',');
+      for (const auto& p : list)
+        if (p.empty()) throw UsageError(flag + ": empty pattern name in the list");
+      run.overrides.patterns = list;
+    } else if (flag == "-f" || flag == "--fanout") {
+      run.overrides.fanout = parse_int_list(take(), "--fanout");
+    } else if (flag == "-c" || flag == "--concurrency") {
+      run.overrides.concurrency = parse_int_list(take(), "--concurrency");
+    } else if (flag == "-d" || flag == "--duration") {
+      run.overrides.duration_s = parse_duration(take(), "--duration");
+    } else if (flag == "-r" || flag == "--repetitions") {
+      const auto v = parse_int_list(take(), "--repetitions");
+      if (v.size() != 1) throw UsageError("--repetitions: takes one integer");
+      run.overrides.repetitions = v[0];
+    } else if (flag == "-m" || flag == "--mode") {
+      const auto m = take();
+      if (m == "closed") run.overrides.mode = Mode::closed;
+      else if (m == "open") run.overrides.mode = Mode::open;
+      else throw UsageError("--mode: must be closed or open, got \"" + m + "\"");
+    } else if (flag == "-R" || flag == "--rate") {
+      run.overrides.rate = parse_rate(take(), "--rate");
+    } else if (flag == "--services") {
+      const auto v = take();
+      run.service_urls.clear();
+      if (v != "embedded") {
+        for (const auto& url : split(v, ',')) {
+          if (url.rfind("http://", 0) != 0 || url.size() <= 7)
+            throw UsageError("--services: \"" + url + "\" is not an http:// URL (or use embedded)");
+          run.service_urls.push_back(url.back() == '/' ? url.substr(0, url.size() - 1) : url);
+        }
+      }
+    } else if (flag == "-o" || flag == "--out") {
+      run.out = take();
+      if (run.out.empty()) throw UsageError("--out: needs a file name");
+    } else if (flag == "-q" || flag == "--quiet") {
+      if (has_inline) throw UsageError("--quiet takes no value");
+      run.quiet = true;
+    } else {
+      throw UsageError("unknown option \"" + args[i] + "\"");
+    }
+  }
+  return cmd;
+}
+
+}  // namespace orchlab::harness

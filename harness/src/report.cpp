@@ -1,0 +1,434 @@
+#include "orchlab/harness/report.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <numeric>
+#include <stdexcept>
+
+#include "orchlab/harness/system.hpp"
+
+#ifndef ORCHLAB_VERSION
+#define ORCHLAB_VERSION "0.0.0"
+#endif
+#ifndef ORCHLAB_GIT_SHA
+#define ORCHLAB_GIT_SHA "unknown"
+#endif
+#ifndef ORCHLAB_BUILD_TYPE
+#define ORCHLAB_BUILD_TYPE ""
+#endif
+
+namespace orchlab::harness {
+// ordered: fields appear in the order DESIGN.md lists them, as Google
+// Benchmark writes its own.
+using json = nlohmann::ordered_json;
+namespace {
+
+
+
+double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
+
+// Fields whose _mean comes from the merged histograms, not from averaging.
+const std::vector<std::string> kHistogramFields = {"p50_us", "p90_us", "p99_us", "p999_us", "max_us",
+                                                   "deadline_overshoot_p99_us", "pool_wait_p99_us"};
+
+void latency_fields(json& e, const LogHistogram& lat, const LogHistogram& over,
+                    const LogHistogram* pool_wait) {
+  e["p50_us"] = us(lat.quantile(0.50));
+  e["p90_us"] = us(lat.quantile(0.90));
+  e["p99_us"] = us(lat.quantile(0.99));
+  e["p999_us"] = us(lat.quantile(0.999));
+  e["max_us"] = us(lat.max());
+  e["deadline_overshoot_p99_us"] = us(over.quantile(0.99));
+  e["pool_wait_p99_us"] = pool_wait ? json(us(pool_wait->quantile(0.99))) : json(nullptr);
+}
+
+
+std::string compiler() {
+#if defined(__clang__)
+  return "clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "gcc " __VERSION__;
+#else
+  return "unknown";
+#endif
+}
+
+// Google Benchmark-like layout: objects and arrays of objects indented,
+// arrays of scalars on one line (the time series would otherwise take a
+// line per number).
+void write_pretty(std::string& out, const json& v, int indent) {
+  const std::string pad(indent, ' ');
+  const std::string inner(indent + 2, ' ');
+  if (v.is_object()) {
+    if (v.empty()) {
+      out += "{}";
+      return;
+    }
+    out += "{\n";
+    bool first = true;
+    for (const auto& [key, value] : v.items()) {
+      if (!first) out += ",\n";
+      first = false;
+      out += inner + json(key).dump() + ": ";
+      write_pretty(out, value, indent + 2);
+    }
+    out += "\n" + pad + "}";
+  } else if (v.is_array()) {
+    const bool scalars = std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_primitive(); });
+    if (scalars) {
+      out += v.dump();
+      return;
+    }
+    out += "[\n";
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (i) out += ",\n";
+      out += inner;
+      write_pretty(out, v[i], indent + 2);
+    }
+    out += "\n" + pad + "]";
+  } else {
+    out += v.dump();
+  }
+}
+
+}  // namespace
+
+std::string date_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &tm);
+  std::string s(buf);
+  if (s.size() > 2) s.insert(s.size() - 2, ":");  // +0000 -> +00:00, as Google Benchmark writes
+  return s;
+}
+
+const std::vector<std::string>& metric_fields() {
+  static const std::vector<std::string> fields = {
+      "pattern", "scenario", "fanout", "concurrency", "items_per_second", "p50_us", "p90_us",
+      "p99_us", "p999_us", "max_us", "complete", "partial", "failed", "timed_out",
+      "deadline_overshoot_p99_us", "leaked_tasks_at_return", "leaked_tasks_end", "zombie_task_s",
+      "late_completions", "threads_peak", "threads_end", "drain_ms", "pool_wait_p99_us",
+      "pool_exhausted", "lock_wait_ns", "lock_contended", "ctx_switches_voluntary",
+      "ctx_switches_involuntary", "rss_peak_kb", "server_client_aborts",
+      "server_work_past_deadline_ms", "server_abort_lag_p99_ms", "infeasible"};
+  return fields;
+}
+
+json benchmark_entry(const Measurement& m) {
+  const std::string run_name = m.scenario + "/" + m.pattern + "/fanout:" + std::to_string(m.fanout) +
+                               "/concurrency:" + std::to_string(m.concurrency) + "/real_time";
+  const bool ran = !m.infeasible;
+  json e = json::object();
+  e["name"] = run_name;
+  e["family_index"] = m.family_index;
+  e["per_family_instance_index"] = m.per_family_instance_index;
+  e["run_name"] = run_name;
+  e["run_type"] = "iteration";
+  e["repetitions"] = m.repetitions;
+  e["repetition_index"] = m.repetition_index;
+  e["threads"] = 1;
+  e["iterations"] = m.orchestrations;
+  e["real_time"] = m.latency_ns.mean() / 1000.0;
+  e["cpu_time"] = m.orchestrations ? m.cpu_s * 1e6 / static_cast<double>(m.orchestrations) : 0.0;
+  e["time_unit"] = "us";
+  e["label"] = m.pattern;
+  if (!ran) {
+    // Google Benchmark's way to say "this one did not run".
+    e["error_occurred"] = true;
+    e["error_message"] = "infeasible: " + *m.infeasible;
+  }
+  e["pattern"] = m.pattern;
+  e["scenario"] = m.scenario;
+  e["fanout"] = m.fanout;
+  e["concurrency"] = m.concurrency;
+  // Every DESIGN.md field, in its order (an ordered_json keeps a key where
+  // it was first set).
+  for (const auto& f : metric_fields())
+    if (!e.contains(f)) e[f] = nullptr;
+  // Not measured (infeasible cell, or a pattern with its own pool): null,
+  // never a zero that reads as "fine".
+  auto val = [&](auto v, bool measured = true) { return ran && measured ? json(v) : json(nullptr); };
+  e["items_per_second"] = val(m.wall_s > 0 ? static_cast<double>(m.orchestrations) / m.wall_s : 0.0);
+  if (ran) {
+    latency_fields(e, m.latency_ns, m.overshoot_ns, m.pool_measured ? &m.pool_wait_ns : nullptr);
+  } else {
+    for (const auto& f : kHistogramFields) e[f] = nullptr;
+  }
+  e["complete"] = val(m.complete);
+  e["partial"] = val(m.partial);
+  e["failed"] = val(m.failed);
+  e["timed_out"] = val(m.timed_out);
+  e["leaked_tasks_at_return"] = val(m.leaked_tasks_at_return);
+  e["leaked_tasks_end"] = val(m.leaked_tasks_end);
+  e["zombie_task_s"] = val(m.zombie_task_s);
+  e["late_completions"] = val(m.late_completions);
+  e["threads_peak"] = val(m.threads_peak);
+  e["threads_end"] = val(m.threads_end);
+  e["drain_ms"] = val(m.drain_ms);
+  e["pool_exhausted"] = val(m.pool_exhausted, m.pool_measured);
+  e["lock_wait_ns"] = val(m.lock_wait_ns);
+  e["lock_contended"] = val(m.lock_contended);
+  e["ctx_switches_voluntary"] = val(m.ctx_switches_voluntary);
+  e["ctx_switches_involuntary"] = val(m.ctx_switches_involuntary);
+  e["rss_peak_kb"] = val(m.rss_peak_kb);
+  const bool srv = m.server.has_value();
+  e["server_client_aborts"] = val(srv ? m.server->client_aborts : 0, srv);
+  e["server_work_past_deadline_ms"] = val(srv ? m.server->work_past_deadline_ms : 0.0, srv);
+  e["server_abort_lag_p99_ms"] = val(srv ? m.server->abort_lag_p99_ms : 0.0, srv);
+  e["infeasible"] = ran ? json(nullptr) : json(*m.infeasible);
+  // Beyond DESIGN.md's list: what explains the numbers above.
+  e["deadline_ms"] = m.deadline_ms;
+  e["wall_s"] = val(m.wall_s);
+  e["cpu_s"] = val(m.cpu_s);
+  e["calls"] = val(m.calls);
+  e["call_ok"] = val(m.call_ok);
+  e["call_http_errors"] = val(m.call_http_errors);
+  e["call_transport_errors"] = val(m.call_transport_errors);
+  e["call_cancelled"] = val(m.call_cancelled);
+  e["call_unanswered"] = val(m.call_unanswered);
+  e["late_starts"] = val(m.late_starts);
+  e["dropped_starts"] = val(m.dropped_starts);
+  e["drained"] = val(m.drained);
+  e["server_requests"] = val(srv ? m.server->requests : 0, srv);
+  e["server_completed_after_deadline"] = val(srv ? m.server->completed_after_deadline : 0, srv);
+  e["server_max_in_flight"] = val(srv ? m.server->max_in_flight : 0, srv);
+  e["server_unreachable"] = val(srv ? m.server->unreachable : 0, srv);
+  return e;
+}
+
+std::vector<json> aggregate_entries(const std::vector<const Measurement*>& reps) {
+  std::vector<json> out;
+  if (reps.size() < 2) return out;
+  std::vector<json> entries;
+  for (const auto* m : reps) entries.push_back(benchmark_entry(*m));
+  const json& first = entries.front();
+  const std::string run_name = first["run_name"];
+
+  LogHistogram lat, over, pool;
+  bool pool_measured = true;
+  for (const auto* m : reps) {
+    lat.merge(m->latency_ns);
+    over.merge(m->overshoot_ns);
+    pool.merge(m->pool_wait_ns);
+    pool_measured = pool_measured && m->pool_measured;
+  }
+
+  struct Stat {
+    const char* name;
+    const char* unit;
+  };
+  for (const Stat stat : {Stat{"mean", "time"}, Stat{"median", "time"}, Stat{"stddev", "time"},
+                          Stat{"cv", "percentage"}}) {
+    json a = json::object();
+    a["name"] = run_name + "_" + stat.name;
+    a["family_index"] = first["family_index"];
+    a["per_family_instance_index"] = first["per_family_instance_index"];
+    a["run_name"] = run_name;
+    a["run_type"] = "aggregate";
+    a["repetitions"] = first["repetitions"];
+    a["threads"] = 1;
+    a["aggregate_name"] = stat.name;
+    a["aggregate_unit"] = stat.unit;
+    a["iterations"] = reps.size();
+    const std::string s = stat.name;
+    auto compute = [&](const std::string& field) -> json {
+      std::vector<double> v;
+      for (const auto& e : entries)
+        if (e.contains(field) && e[field].is_number()) v.push_back(e[field].get<double>());
+      if (v.empty()) return nullptr;
+      const double mean = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+      if (s == "mean") return mean;
+      if (s == "median") {
+        std::sort(v.begin(), v.end());
+        const auto k = v.size() / 2;
+        return v.size() % 2 ? v[k] : (v[k - 1] + v[k]) / 2;
+      }
+      double ss = 0;
+      for (double x : v) ss += (x - mean) * (x - mean);
+      const double sd = v.size() > 1 ? std::sqrt(ss / (v.size() - 1)) : 0.0;
+      if (s == "stddev") return sd;
+      return mean != 0 ? sd / mean : 0.0;
+    };
+    a["real_time"] = compute("real_time");
+    a["cpu_time"] = compute("cpu_time");
+    a["time_unit"] = "us";
+    a["label"] = first["label"];
+    for (const auto& [key, value] : first.items()) {
+      if (a.contains(key) || key == "repetition_index") continue;
+      if (value.is_string() || value.is_boolean()) {
+        a[key] = value;
+      } else if (key == "fanout" || key == "concurrency" || key == "deadline_ms") {
+        a[key] = value;
+      } else {
+        a[key] = compute(key);
+      }
+    }
+    if (s == "mean") {
+      // Percentiles are never averaged: the mean entry reports them from the
+      // histograms merged over every repetition.
+      a["real_time"] = us(static_cast<std::uint64_t>(lat.mean()));
+      latency_fields(a, lat, over, pool_measured ? &pool : nullptr);
+    }
+    if (first.contains("drained")) {
+      bool all = true;
+      for (const auto& e : entries) all = all && e.value("drained", true);
+      a["drained"] = all;
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+json context_json(const RunInfo& info) {
+  const auto h = sys::host();
+  json c = json::object();
+  c["date"] = info.date.empty() ? date_now() : info.date;
+  c["host_name"] = h.host_name;
+  c["executable"] = info.executable;
+  c["num_cpus"] = h.num_cpus;
+  c["mhz_per_cpu"] = static_cast<int>(std::lround(h.mhz_per_cpu));
+  c["cpu_scaling_enabled"] = h.cpu_scaling_enabled;
+  json caches = json::array();
+  for (const auto& k : h.caches)
+    caches.push_back({{"type", k.type}, {"level", k.level}, {"size", k.size}, {"num_sharing", k.num_sharing}});
+  c["caches"] = caches;
+  c["load_avg"] = h.load_avg;
+#ifdef NDEBUG
+  c["library_build_type"] = "release";
+#else
+  c["library_build_type"] = "debug";
+#endif
+  c["orchlab_version"] = ORCHLAB_VERSION;
+  c["git_sha"] = ORCHLAB_GIT_SHA;
+  c["build_type"] = std::string(ORCHLAB_BUILD_TYPE).empty() ? "none" : ORCHLAB_BUILD_TYPE;
+  c["compiler"] = compiler();
+  c["command_line"] = info.command_line;
+  c["interrupted"] = info.interrupted;
+  return c;
+}
+
+json metrics_metadata() {
+  // The groups join every task before returning: anything left behind by
+  // them is a bug, not a measurement.
+  const json groups = {"cancellable-group", "cancellable-group+collect-all", "bounded-group",
+                       "async-group", "async-group+collect-all"};
+  auto m = [](const char* unit, const char* better) {
+    return json{{"unit", unit}, {"better", better}, {"must_be_zero_for", json::array()}};
+  };
+  json x = json::object();
+  x["real_time"] = m("us", "lower");
+  x["cpu_time"] = m("us", "lower");
+  x["items_per_second"] = m("1/s", "higher");
+  for (const char* p : {"p50_us", "p90_us", "p99_us", "p999_us", "max_us"}) x[p] = m("us", "lower");
+  x["complete"] = m("orchestrations", "higher");
+  x["partial"] = m("orchestrations", "none");
+  x["failed"] = m("orchestrations", "lower");
+  x["timed_out"] = m("orchestrations", "lower");
+  x["deadline_overshoot_p99_us"] = m("us", "lower");
+  x["leaked_tasks_at_return"] = m("tasks", "lower");
+  x["leaked_tasks_end"] = m("tasks", "lower");
+  x["zombie_task_s"] = m("s", "lower");
+  x["late_completions"] = m("calls", "lower");
+  for (const char* f : {"leaked_tasks_at_return", "leaked_tasks_end", "zombie_task_s", "late_completions"})
+    x[f]["must_be_zero_for"] = groups;
+  x["threads_peak"] = m("threads", "lower");
+  x["threads_end"] = m("threads", "lower");
+  x["drain_ms"] = m("ms", "lower");
+  x["pool_wait_p99_us"] = m("us", "lower");
+  x["pool_exhausted"] = m("acquires", "lower");
+  x["lock_wait_ns"] = m("ns", "lower");
+  x["lock_contended"] = m("acquisitions", "lower");
+  x["ctx_switches_voluntary"] = m("switches", "lower");
+  x["ctx_switches_involuntary"] = m("switches", "lower");
+  x["rss_peak_kb"] = m("KiB", "lower");
+  // Aborts seen by the server are cancellation reaching it: more is better
+  // when a deadline or an error has made the call useless.
+  x["server_client_aborts"] = m("requests", "higher");
+  x["server_work_past_deadline_ms"] = m("ms", "lower");
+  x["server_abort_lag_p99_ms"] = m("ms", "lower");
+  x["call_transport_errors"] = m("calls", "lower");
+  x["late_starts"] = m("orchestrations", "lower");
+  x["dropped_starts"] = m("orchestrations", "lower");
+  return x;
+}
+
+json build_report(const RunInfo& info, const std::vector<Measurement>& measurements,
+                  const json& scenarios) {
+  json doc = json::object();
+  doc["context"] = context_json(info);
+  json benchmarks = json::array();
+  json series = json::object();
+  // Repetitions of a cell are contiguous; each cell's entries are followed by
+  // its aggregates, as Google Benchmark writes them.
+  for (std::size_t i = 0; i < measurements.size();) {
+    std::size_t j = i;
+    std::vector<const Measurement*> reps;
+    const auto same_cell = [&](const Measurement& a, const Measurement& b) {
+      return a.scenario == b.scenario && a.pattern == b.pattern && a.fanout == b.fanout &&
+             a.concurrency == b.concurrency;
+    };
+    while (j < measurements.size() && same_cell(measurements[i], measurements[j])) reps.push_back(&measurements[j++]);
+    for (const auto* m : reps) benchmarks.push_back(benchmark_entry(*m));
+    if (!reps.front()->infeasible) {
+      for (auto& a : aggregate_entries(reps)) benchmarks.push_back(std::move(a));
+      const auto& m = *reps.front();
+      const std::string cell = m.scenario + "/" + m.pattern + "/fanout:" + std::to_string(m.fanout) +
+                               "/concurrency:" + std::to_string(m.concurrency);
+      series[cell] = {{"repetition_index", m.repetition_index},
+                      {"bucket_ms", m.series.bucket_ms},
+                      {"window_ms", m.series.window_ms},
+                      {"started", m.series.started},
+                      {"finished", m.series.finished},
+                      {"in_flight", m.series.in_flight},
+                      {"live_tasks", m.series.live_tasks},
+                      {"os_threads", m.series.os_threads}};
+    }
+    i = j;
+  }
+  doc["benchmarks"] = std::move(benchmarks);
+  doc["lab"] = {{"schema_version", 1},
+                {"metrics", metrics_metadata()},
+                {"scenarios", scenarios.is_null() ? json::object() : scenarios},
+                {"series", std::move(series)}};
+  return doc;
+}
+
+void write_atomic(const std::filesystem::path& path, const json& doc) {
+  namespace fs = std::filesystem;
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("cannot create " + dir.string() + ": " + ec.message());
+  std::string text;
+  write_pretty(text, doc, 0);
+  text += "\n";
+  const fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write " + tmp.string());
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const auto n = ::write(fd, text.data() + done, text.size() - done);
+    if (n <= 0) {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw std::runtime_error("cannot write " + tmp.string());
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  ::fsync(fd);
+  ::close(fd);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot rename " + tmp.string() + " to " + path.string());
+  }
+}
+
+}  // namespace orchlab::harness

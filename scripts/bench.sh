@@ -1,0 +1,75 @@
+#!/bin/sh
+# Runs the benchmark pipeline into one results folder:
+#   orchlab run (report.json) -> orchlab-micro (micro.json) -> plot.py (plots/)
+#   -> claims.py (CLAIMS.md), then points results/latest at the folder.
+# Usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick]
+#   BUILD_DIR  a configured and built tree (make bench uses build/release)
+#   OUT_DIR    the results folder to create, e.g. results/20260101T000000Z
+#   SCENARIO   scenario NAME or FILE for orchlab run (default sweep: scenarios/default.json)
+#   --quick    short microbenchmark runs too (make bench-quick)
+# A step whose program is missing is skipped with a note; an interrupted
+# orchlab run (Ctrl-C) still keeps the partial report and exits 130.
+set -eu
+
+usage() { echo "usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick]" >&2; exit 2; }
+[ $# -ge 3 ] || usage
+BUILD=$1 OUT=$2 SCENARIO=$3
+QUICK=0
+if [ $# -ge 4 ]; then
+  [ "$4" = "--quick" ] || usage
+  QUICK=1
+fi
+PYTHON=${PYTHON:-/usr/bin/python3}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ORCHLAB=$BUILD/harness/orchlab
+MICRO=$BUILD/harness/micro/orchlab-micro
+start=$(date +%s)
+
+[ -x "$ORCHLAB" ] || { echo "bench: $ORCHLAB not built (run make release)" >&2; exit 1; }
+mkdir -p "$OUT"
+
+note() { echo "bench: $*" >&2; }
+
+# 1. The sweep. 130 (Ctrl-C) keeps the partial report and ends the pipeline.
+status=0
+"$ORCHLAB" run --scenario "$SCENARIO" --out "$OUT/report.json" || status=$?
+if [ "$status" -ne 0 ] && [ "$status" -ne 130 ]; then
+  note "orchlab run failed (exit $status)"
+  exit "$status"
+fi
+
+if [ "$status" -eq 0 ]; then
+  # 2. Microbenchmarks: Google Benchmark's own JSON.
+  if [ -x "$MICRO" ]; then
+    if [ "$QUICK" -eq 1 ]; then min_time=0.01; else min_time=0.2; fi
+    "$MICRO" --benchmark_min_time=$min_time --benchmark_out="$OUT/micro.json" \
+      --benchmark_out_format=json >/dev/null || note "orchlab-micro failed; continuing without micro.json"
+  else
+    note "skipping microbenchmarks: $MICRO not built"
+  fi
+  # 3. Figures and 4. the claims table.
+  if [ -f "$ROOT/scripts/plot.py" ]; then
+    "$PYTHON" "$ROOT/scripts/plot.py" "$OUT/report.json" -o "$OUT/plots" || note "plot.py failed"
+  else
+    note "skipping plots: scripts/plot.py missing"
+  fi
+  if [ -f "$ROOT/scripts/claims.py" ]; then
+    "$PYTHON" "$ROOT/scripts/claims.py" "$OUT/report.json" > "$OUT/CLAIMS.md.tmp" &&
+      mv "$OUT/CLAIMS.md.tmp" "$OUT/CLAIMS.md" || { rm -f "$OUT/CLAIMS.md.tmp"; note "claims.py failed"; }
+  else
+    note "skipping claims: scripts/claims.py missing"
+  fi
+fi
+
+# results/latest -> this folder (relative link, replaced atomically).
+parent=$(dirname "$OUT")
+ln -sfn "$(basename "$OUT")" "$parent/.latest.tmp.$$" && mv -T "$parent/.latest.tmp.$$" "$parent/latest"
+
+wall=$(( $(date +%s) - start ))
+echo "bench: report  $OUT/report.json"
+[ -f "$OUT/micro.json" ] && echo "bench: micro   $OUT/micro.json"
+[ -f "$OUT/CLAIMS.md" ] && echo "bench: claims  $OUT/CLAIMS.md"
+[ -d "$OUT/plots" ] && echo "bench: plots   $OUT/plots/"
+echo "bench: latest  $parent/latest -> $(basename "$OUT")"
+echo "bench: wall time ${wall}s"
+exit "$status"
