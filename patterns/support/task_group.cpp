@@ -1,5 +1,7 @@
 #include "orchlab/task_group.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -44,6 +46,7 @@ TaskGroup::TaskGroup(TaskGroupOptions options) : options_(options) {
 TaskGroup::~TaskGroup() { drain(); }
 
 void TaskGroup::spawn(Task task) {
+  reap();
   std::unique_lock lock(mutex_);
   if (stop_.stop_requested()) return;
   const auto past_deadline = [&] {
@@ -79,6 +82,7 @@ void TaskGroup::spawn(Task task) {
 }
 
 bool TaskGroup::try_spawn(Task task) {
+  reap();
   std::unique_lock lock(mutex_);
   if (stop_.stop_requested()) return false;
   if (options_.deadline && std::chrono::steady_clock::now() >= *options_.deadline) {
@@ -129,6 +133,11 @@ int TaskGroup::active() const {
   return active_;
 }
 
+std::size_t TaskGroup::held_threads() const {
+  std::lock_guard lock(mutex_);
+  return threads_.size();
+}
+
 void TaskGroup::start_locked(Task task, std::unique_lock<ProfiledMutex>& lock) {
   threads_.reserve(threads_.size() + 1);
   ++active_;
@@ -139,6 +148,7 @@ void TaskGroup::start_locked(Task task, std::unique_lock<ProfiledMutex>& lock) {
       t_group = nullptr;
       std::lock_guard done(mutex_);
       --active_;
+      finished_.push_back(std::this_thread::get_id());
       // Notify under the lock: once active_ reads 0 the owner may join and
       // destroy the group.
       changed_.notify_all();
@@ -202,8 +212,30 @@ void TaskGroup::drain() {
   // No task runs, so none can spawn: the vector is complete.
   std::vector<std::jthread> threads;
   threads.swap(threads_);
+  finished_.clear();
   lock.unlock();
   for (auto& t : threads) t.join();
+}
+
+void TaskGroup::reap() {
+  // Batches keep the scan of threads_ (about limit + batch long) cheap.
+  constexpr std::size_t kBatch = 16;
+  std::vector<std::jthread> ended;
+  {
+    std::lock_guard lock(mutex_);
+    if (finished_.size() < kBatch) return;
+    std::sort(finished_.begin(), finished_.end());
+    // Every id in finished_ belongs to an unjoined thread in threads_, so ids
+    // are unique here; after the join below they may be reused.
+    auto keep = std::stable_partition(threads_.begin(), threads_.end(), [&](const std::jthread& t) {
+      return !std::binary_search(finished_.begin(), finished_.end(), t.get_id());
+    });
+    ended.assign(std::make_move_iterator(keep), std::make_move_iterator(threads_.end()));
+    threads_.erase(keep, threads_.end());
+    finished_.clear();
+  }
+  // Their tasks have ended; the joins wait only for the threads to exit.
+  for (auto& t : ended) t.join();
 }
 
 bool TaskGroup::inside_own_task() const { return t_group == this; }

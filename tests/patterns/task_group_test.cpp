@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -148,6 +149,23 @@ TEST_F(TaskGroupTest, LimitBoundsConcurrency) {
   EXPECT_FALSE(group.wait());
   EXPECT_EQ(done.load(), 12);
   EXPECT_EQ(flight.max.load(), kLimit);
+}
+
+// A large fan-out under a limit must not hold one unjoined thread (and its
+// stack) per task ever spawned: spawn() joins ended threads in batches.
+TEST_F(TaskGroupTest, LimitedFanOutJoinsEndedThreadsAsItGoes) {
+  constexpr int kLimit = 4;
+  constexpr int kTasks = 300;
+  TaskGroup group({.limit = kLimit});
+  std::size_t held_max = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    group.spawn([](std::stop_token) { return std::error_code{}; });
+    held_max = std::max(held_max, group.held_threads());
+  }
+  EXPECT_FALSE(group.wait());
+  EXPECT_EQ(group.held_threads(), 0u);
+  // limit running + fewer than a batch (16) ended + the one just started.
+  EXPECT_LE(held_max, static_cast<std::size_t>(kLimit + 16 + 1));
 }
 
 TEST_F(TaskGroupTest, TrySpawnRefusesAtTheLimit) {

@@ -66,6 +66,10 @@ struct TaskGroupOptions {
 ///
 /// NOTE: the deadline is enforced by whoever is blocked in wait(), spawn()
 /// or the destructor; the group owns no timer thread.
+/// NOTE: spawn() joins threads whose task has ended, so a group that runs a
+/// large fan-out under a limit holds about `limit` threads, not one per
+/// task ever spawned (unjoined threads keep their stacks out of the C
+/// library's stack cache, and every new thread then maps a fresh one).
 /// NOTE: the destructor requests nothing (unlike std::jthread): it waits as
 /// wait() does, pending deadline included, and joins every thread. A group
 /// never leaks a thread.
@@ -114,12 +118,17 @@ class TaskGroup {
   /// Tasks running right now.
   int active() const;
 
+  /// Threads started and not joined yet: running ones plus ended ones that
+  /// spawn() has not reaped (fewer than a small batch).
+  std::size_t held_threads() const;
+
  private:
   void start_locked(Task task, std::unique_lock<ProfiledMutex>& lock);
   void run_task(Task& task);
   void record(std::error_code ec, std::exception_ptr ex);
   void fire_deadline();
   void drain();
+  void reap();
   bool inside_own_task() const;
 
   std::stop_source stop_;
@@ -128,6 +137,8 @@ class TaskGroup {
   std::condition_variable_any changed_;
   int active_ = 0;
   std::vector<std::jthread> threads_;
+  /// Threads whose task has ended, not yet joined (see reap()).
+  std::vector<std::thread::id> finished_;
   std::error_code first_error_;
   std::exception_ptr first_exception_;
 };
