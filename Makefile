@@ -13,8 +13,8 @@
 JOBS    ?= $(shell nproc)
 PYTHON  ?= /usr/bin/python3
 CMAKE   ?= cmake
-CTEST_ARGS ?= --output-on-failure --timeout 300
-SAN_FLAGS  := -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O1 -g"
+CTEST_ARGS ?= --output-on-failure --timeout 300 -j3
+SAN_FLAGS  := -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O0 -g"
 
 .PHONY: all deps release asan tsan test test-asan test-tsan pytest bench bench-quick \
         bench-mock mock compare plot claims clean

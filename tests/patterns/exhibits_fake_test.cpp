@@ -183,9 +183,11 @@ TEST(ExhibitFakeSpecificTest, BoundedGroupCapsCallsInFlight) {
   EXPECT_LE(stats->max_in_flight.load(), 4);
   EXPECT_GE(stats->max_in_flight.load(), 2);
 
+  // Longer calls here, so that all 24 threads overlap even when starting one
+  // takes milliseconds (a loaded machine under TSan).
   auto unbounded = make_pattern("cancellable-group");
   auto stats2 = std::make_shared<FakeStats>();
-  unbounded->run({calls, 5s}, fake_fetch(stats2));
+  unbounded->run({std::vector<Call>(24, fake_call(300)), 5s}, fake_fetch(stats2));
   EXPECT_GT(stats2->max_in_flight.load(), 4);  // without the limit the fan-out is unbounded
 }
 

@@ -141,7 +141,9 @@ TEST_F(TaskGroupTest, LimitBoundsConcurrency) {
   for (int i = 0; i < 12; ++i)
     group.spawn([&](std::stop_token) {
       flight.enter();
-      std::this_thread::sleep_for(20ms);
+      // Long enough that the owner starts the next task while this one runs,
+      // even on a loaded machine under TSan (thread start can take ms there).
+      std::this_thread::sleep_for(150ms);
       flight.leave();
       ++done;
       return std::error_code{};
