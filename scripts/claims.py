@@ -405,7 +405,8 @@ def claim_slots(_report, runs, _src):
     """Index-based slots beat every other aggregation."""
     c = Claim("slots-win", "Index-based slots beat every other aggregation.",
               "BM_Aggregate, winner (highest items/s) at each thread count: **supported** when an index-slot "
-              "strategy wins at every count and packed slots stay within 10 % of padded ones; **nuanced** when "
+              "strategy wins at every count and packed slots stay within 10 % of padded ones at 2 or more threads "
+              "(one thread cannot false-share); **nuanced** when "
               "slots win everywhere but packed slots lose > 10 % to padded ones (false sharing), or slots win at "
               "only some counts; **refuted** when they win at none.")
     fam = micro_family(runs, "BM_Aggregate", dashes=True) if runs else {}
@@ -419,8 +420,9 @@ def claim_slots(_report, runs, _src):
     wins = [t for t in threads if winners[t] in SLOTS]
     worst_packed = None
     if all(s in fam for s in SLOTS):
+        # One thread cannot false-share: compare from two threads up.
         ratios = [(fam["slots-packed"][t] / fam["slots-padded"][t], t) for t in threads
-                  if t in fam["slots-packed"] and t in fam["slots-padded"]]
+                  if t >= 2 and t in fam["slots-packed"] and t in fam["slots-padded"]]
         worst_packed = min(ratios) if ratios else None
     c.evidence = ["winner by threads: " + ", ".join(f"{t}: {winners[t]}" for t in threads)]
     if worst_packed:
@@ -480,7 +482,7 @@ def claim_async_threads(report, runs, _src):
     """Async I/O removes the per-call thread."""
     c = Claim("async-no-thread", "Async I/O removes the per-call thread.",
               f"Over the feasible {ASYNC} cells: calls in flight F = fanout × concurrency (largest cell), "
-              f"threads = its highest OS-thread peak. **supported** when F >= {MANY_CALLS} and threads < "
+              f"threads = that cell's highest OS-thread peak (callers included). **supported** when F >= {MANY_CALLS} and threads < "
               f"{FEW_THREADS}; **refuted** when threads >= F/2 (they grow with the calls); **nuanced** otherwise; "
               f"insufficient data without a cell of >= {MANY_CALLS} calls in flight.")
     cells = report.select(None, ASYNC)
@@ -488,7 +490,9 @@ def claim_async_threads(report, runs, _src):
         return c.decide(NODATA, f"no feasible {ASYNC} cells")
     big = max(cells, key=lambda x: x.key.fanout * x.key.concurrency)
     f = big.key.fanout * big.key.concurrency
-    threads = max((v for x in cells for v in x.values("threads_peak")), default=None)
+    # The peak of that same cell: another cell's peak (e.g. 256 caller threads
+    # in concurrency-scaling) says nothing about threads per call.
+    threads = max(big.values("threads_peak"), default=None)
     c.evidence.append(f"{ASYNC}: up to {_n(f)} calls in flight (`{big.key.name}`), OS threads peak {_n(threads)}")
     same = report.cells.get(big.key._replace(pattern=GROUP))
     if same is not None:

@@ -139,10 +139,14 @@ std::size_t TaskGroup::held_threads() const {
 }
 
 void TaskGroup::start_locked(Task task, std::unique_lock<ProfiledMutex>& lock) {
-  threads_.reserve(threads_.size() + 1);
+  // The slot is taken under the lock; the thread is created outside it.
+  // Creating a thread costs tens of microseconds (more under load), and
+  // holding the lock meanwhile would make every ending task wait for it.
   ++active_;
+  lock.unlock();
+  std::jthread thread;
   try {
-    threads_.push_back(spawn_tracked([this, task = std::move(task)](std::stop_token) mutable {
+    thread = spawn_tracked([this, task = std::move(task)](std::stop_token) mutable {
       t_group = this;
       run_task(task);
       t_group = nullptr;
@@ -152,12 +156,18 @@ void TaskGroup::start_locked(Task task, std::unique_lock<ProfiledMutex>& lock) {
       // Notify under the lock: once active_ reads 0 the owner may join and
       // destroy the group.
       changed_.notify_all();
-    }));
+    });
   } catch (...) {
+    lock.lock();
     --active_;  // the thread could not be created (EAGAIN): nothing started
+    changed_.notify_all();
     throw;
   }
-  (void)lock;
+  lock.lock();
+  // The thread may have ended already; its id in finished_ is then missed by
+  // reap() and the thread is joined by drain(). drain() cannot run before
+  // this push: the owner is here, or the spawning task still counts in active_.
+  threads_.push_back(std::move(thread));
 }
 
 void TaskGroup::run_task(Task& task) {
@@ -225,8 +235,9 @@ void TaskGroup::reap() {
     std::lock_guard lock(mutex_);
     if (finished_.size() < kBatch) return;
     std::sort(finished_.begin(), finished_.end());
-    // Every id in finished_ belongs to an unjoined thread in threads_, so ids
-    // are unique here; after the join below they may be reused.
+    // Every id in finished_ belongs to an ended, unjoined thread, so ids are
+    // unique among unjoined threads here (one not pushed to threads_ yet is
+    // simply not found, and drain() joins it); after a join they may be reused.
     auto keep = std::stable_partition(threads_.begin(), threads_.end(), [&](const std::jthread& t) {
       return !std::binary_search(finished_.begin(), finished_.end(), t.get_id());
     });

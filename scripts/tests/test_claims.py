@@ -149,3 +149,21 @@ def test_micro_next_to_the_report_is_used_unless_disabled(tmp_path):
     assert found["mutex-gap"]["verdict"] != "insufficient-data"
     _, without = claims_json(tmp_path / "report.json", "--no-micro")
     assert without["mutex-gap"]["verdict"] == "insufficient-data"
+
+
+def test_one_thread_cannot_false_share(tmp_path):
+    # Slots win everywhere and packed equals padded from two threads up; a
+    # slower packed run at one thread is not false sharing.
+    micro = json.load(open(MICRO, encoding="utf-8"))
+    for b in micro["benchmarks"]:
+        name = b["name"]
+        if not name.startswith("BM_Aggregate/") or "items_per_second" not in b:
+            continue
+        if name.startswith("BM_Aggregate/slots-"):
+            b["items_per_second"] = 1e12
+            if name.startswith("BM_Aggregate/slots-packed/") and name.endswith("/threads:1"):
+                b["items_per_second"] = 0.5e12
+        else:
+            b["items_per_second"] = 1e6
+    _, claims = claims_json(REPORT, "--micro", write(tmp_path, "micro.json", micro))
+    assert claims["slots-win"]["verdict"] == "supported", claims["slots-win"]

@@ -66,13 +66,15 @@ TEST_F(TaskGroupTest, AllSucceed) {
 TEST_F(TaskGroupTest, FirstErrorWinsAndCancelsSiblings) {
   TaskGroup group;
   std::atomic<int> cancelled{0};
+  std::latch siblings_started(3);  // the error comes once all three run
   const auto start = Clock::now();
-  group.spawn([](std::stop_token) {
-    std::this_thread::sleep_for(20ms);
+  group.spawn([&](std::stop_token) {
+    siblings_started.wait();
     return kBoom;
   });
   for (int i = 0; i < 3; ++i)
     group.spawn([&](std::stop_token stop) {
+      siblings_started.count_down();
       if (!sleep_or_stop(stop, 10s)) return std::error_code{};
       ++cancelled;
       return kLater;  // a later error: must not replace the first
