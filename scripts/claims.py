@@ -536,7 +536,8 @@ def render_md(report, micro_path, table, claims):
         if ctx.get(k) not in (None, ""):
             facts.append(f"{k} {ctx[k]}")
     if micro_path:
-        facts.append(f"micro `{micro_path}`")
+        rel = os.path.relpath(micro_path)
+        facts.append(f"micro `{micro_path if rel.startswith('..') else rel}`")
     out = ["# The article's claims, measured", "", "Source: " + "; ".join(facts) + ".", ""]
     if ctx.get("interrupted"):
         out += ["> The run was interrupted: some cells are missing.", ""]

@@ -16,9 +16,7 @@
 #ifndef ORCHLAB_VERSION
 #define ORCHLAB_VERSION "0.0.0"
 #endif
-#ifndef ORCHLAB_GIT_SHA
-#define ORCHLAB_GIT_SHA "unknown"
-#endif
+#include "orchlab_git_sha.h"  // generated at build time (cmake/git_sha.cmake)
 #ifndef ORCHLAB_BUILD_TYPE
 #define ORCHLAB_BUILD_TYPE ""
 #endif
