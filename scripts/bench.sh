@@ -41,7 +41,7 @@ fi
 if [ "$status" -eq 0 ]; then
   # 2. Microbenchmarks: Google Benchmark's own JSON.
   if [ -x "$MICRO" ]; then
-    if [ "$QUICK" -eq 1 ]; then min_time=0.01; else min_time=0.2; fi
+    if [ "$QUICK" -eq 1 ]; then min_time=0.01; else min_time=0.1; fi
     "$MICRO" --benchmark_min_time=$min_time --benchmark_out="$OUT/micro.json" \
       --benchmark_out_format=json >/dev/null || note "orchlab-micro failed; continuing without micro.json"
   else
