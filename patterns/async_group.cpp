@@ -34,6 +34,8 @@ class AsyncGroup final : public Pattern {
   ~AsyncGroup() override { runtime_.shutdown(); }
 
   std::string_view name() const override { return name_; }
+  std::optional<PoolStats> pool_stats() const override { return client_.stats(); }
+  void reset_pool_stats() override { client_.reset_stats(); }
 
   Outcome run(const Plan& plan, const Fetch& /*fetch*/) override {
     return async::run_group(runtime_, plan.deadline, policy_, [&](async::Group& group) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "orchlab/census.hpp"
@@ -265,6 +266,7 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   env.services->reset();
   const auto stats_before = env.services->stats();
   if (env.client) env.client->reset_stats();
+  env.pattern->reset_pool_stats();
   const auto census0 = census::totals();
   const auto lock0 = lock_stats();
   const auto use0 = sys::usage();
@@ -343,15 +345,15 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   m.ctx_switches_involuntary = use1.ctx_involuntary - use0.ctx_involuntary;
   m.rss_peak_kb = std::max(hwm_reset ? sys::rss_peak_kb() : std::int64_t{0}, sampler.peak_rss_kb);
   m.threads_peak = std::max(sampler.peak_threads, m.threads_end);
-  if (env.client) {
-    const auto pool = env.client->stats();
-    // A pattern with its own client never touched this pool: no numbers
-    // rather than zeros that would read as "never starved".
-    if (pool.requests > 0) {
-      m.pool_measured = true;
-      m.pool_wait_ns = pool.wait_ns;
-      m.pool_exhausted = pool.acquires_waited;
-    }
+  // The pool the calls went through: the pattern's own (async-group) or the
+  // shared client behind the Fetch. One that saw no request gives no numbers
+  // rather than zeros that would read as "never starved".
+  std::optional<PoolStats> pool = env.pattern->pool_stats();
+  if (!pool && env.client) pool = env.client->stats();
+  if (pool && pool->requests > 0) {
+    m.pool_measured = true;
+    m.pool_wait_ns = pool->wait_ns;
+    m.pool_exhausted = pool->acquires_waited;
   }
   m.server = server_delta(stats_before, env.services->stats());
 

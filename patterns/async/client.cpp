@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -169,7 +170,16 @@ struct Client::Impl {
   std::atomic<std::uint64_t> stale_discarded{0};
   std::atomic<std::uint64_t> transport_errors{0};
   std::atomic<std::uint64_t> cancelled{0};
-  std::atomic<std::uint64_t> pool_wait_ns{0};
+  // Every acquire's wait, 0 when a connection was at hand (as the thread
+  // client records it). A plain mutex: the lab's lock metrics are for the
+  // patterns' own locks, not the instrument's.
+  mutable std::mutex wait_mu;
+  LogHistogram wait_ns;
+
+  void record_wait(std::int64_t ns) {
+    std::lock_guard lock(wait_mu);
+    wait_ns.record(static_cast<std::uint64_t>(std::max<std::int64_t>(ns, 0)));
+  }
 
   // The host's pool, created on first use. A host name is resolved once,
   // blocking (the lab's services are literal loopback addresses).
@@ -207,24 +217,32 @@ struct Client::Impl {
   asio::awaitable<std::unique_ptr<Conn>> acquire(Host& h, Stop stop) {
     const asio::any_io_executor ex = co_await asio::this_coro::executor;
     std::shared_ptr<Waiter> w;
+    std::unique_ptr<Conn> at_hand;
     {
       std::lock_guard lock(h.mu);
-      while (!h.idle.empty()) {
+      while (!h.idle.empty() && !at_hand) {
         std::unique_ptr<Conn> c = std::move(h.idle.back());
         h.idle.pop_back();
         if (reusable(*c)) {
           connections_reused.fetch_add(1, std::memory_order_relaxed);
-          co_return std::move(c);
+          at_hand = std::move(c);
+        } else {
+          --h.open;
+          stale_discarded.fetch_add(1, std::memory_order_relaxed);
         }
-        --h.open;
-        stale_discarded.fetch_add(1, std::memory_order_relaxed);
       }
-      if (h.open < options.max_conns_per_host) {
+      if (!at_hand && h.open < options.max_conns_per_host) {
         ++h.open;
-        co_return std::make_unique<Conn>(ioc);
+        at_hand = std::make_unique<Conn>(ioc);
       }
-      w = std::make_shared<Waiter>(ex);
-      h.waiters.push_back(w);
+      if (!at_hand) {
+        w = std::make_shared<Waiter>(ex);
+        h.waiters.push_back(w);
+      }
+    }
+    if (at_hand) {
+      record_wait(0);
+      co_return std::move(at_hand);
     }
     acquires_waited.fetch_add(1, std::memory_order_relaxed);
     const std::int64_t t0 = now_ns();
@@ -243,7 +261,7 @@ struct Client::Impl {
         std::erase(h.waiters, w);
       }
     }
-    pool_wait_ns.fetch_add(static_cast<std::uint64_t>(now_ns() - t0), std::memory_order_relaxed);
+    record_wait(now_ns() - t0);
     if (!granted) co_return nullptr;
     if (!c) c = std::make_unique<Conn>(ioc);
     if (stop.requested()) {
@@ -406,8 +424,19 @@ ClientStats Client::stats() const {
   s.stale_discarded = i.stale_discarded.load(std::memory_order_relaxed);
   s.transport_errors = i.transport_errors.load(std::memory_order_relaxed);
   s.cancelled = i.cancelled.load(std::memory_order_relaxed);
-  s.pool_wait_ns = i.pool_wait_ns.load(std::memory_order_relaxed);
+  std::lock_guard lock(i.wait_mu);
+  s.wait_ns = i.wait_ns;
   return s;
+}
+
+void Client::reset_stats() {
+  Impl& i = *impl_;
+  for (auto* counter : {&i.requests, &i.acquires_waited, &i.connections_opened, &i.connections_reused,
+                        &i.stale_discarded, &i.transport_errors, &i.cancelled}) {
+    counter->store(0, std::memory_order_relaxed);
+  }
+  std::lock_guard lock(i.wait_mu);
+  i.wait_ns.clear();
 }
 
 }  // namespace orchlab::async

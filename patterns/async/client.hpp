@@ -22,16 +22,11 @@ struct ClientOptions {
   std::size_t max_conns_per_host = 64;
 };
 
-/// Counters since construction (relaxed; read them when the client is idle).
-struct ClientStats {
-  std::uint64_t requests = 0;         ///< http:// calls started
-  std::uint64_t acquires_waited = 0;  ///< acquires that found the host's pool full
-  std::uint64_t connections_opened = 0;
+/// Counters since construction or the last reset_stats(): the pool fields
+/// the thread client also reports, and two of this client's own.
+struct ClientStats : PoolStats {
   std::uint64_t connections_reused = 0;
   std::uint64_t stale_discarded = 0;  ///< idle connections found closed by the peer
-  std::uint64_t transport_errors = 0;
-  std::uint64_t cancelled = 0;     ///< calls that ended on their Stop
-  std::uint64_t pool_wait_ns = 0;  ///< total time acquires spent waiting
 };
 
 /// REQUIRES: outlives every call started with get(); the io_context outlives
@@ -60,7 +55,9 @@ class Client {
   /// Must run on a Group's strand (the Stop is only valid there).
   asio::awaitable<Reply> get(const Call& call, Stop stop);
 
+  /// Consistent when no call is in flight; cheap enough to read any time.
   ClientStats stats() const;
+  void reset_stats();
 
  private:
   struct Impl;

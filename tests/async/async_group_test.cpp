@@ -345,6 +345,21 @@ TEST_F(AsyncGroupMockTest, PoolLimitIsHonoured) {
   EXPECT_EQ(stats.at("requests").get<long>(), 4 * 3 * 16);
   EXPECT_LE(stats.at("max_open_connections").get<long>(), static_cast<long>(kLimit));
   EXPECT_LE(stats.at("max_in_flight").get<long>(), static_cast<long>(kLimit));
+
+  // The pool's own counters, which the harness reports as pool_*: every
+  // acquire timed, the ones that found all kLimit connections busy counted.
+  const auto pool = p->pool_stats();
+  ASSERT_TRUE(pool.has_value());
+  EXPECT_EQ(pool->requests, 4u * 3 * 16);
+  EXPECT_EQ(pool->wait_ns.count(), 4u * 3 * 16);
+  EXPECT_GT(pool->acquires_waited, 0u);  // 64 calls at once on 4 connections
+  EXPECT_GT(pool->wait_ns.max(), 0u);
+  EXPECT_LE(pool->connections_opened, kLimit);
+  p->reset_pool_stats();
+  const auto cleared = p->pool_stats();
+  EXPECT_EQ(cleared->requests, 0u);
+  EXPECT_EQ(cleared->acquires_waited, 0u);
+  EXPECT_EQ(cleared->wait_ns.count(), 0u);
 }
 
 TEST_F(AsyncGroupMockTest, WaitForAConnectionIsCancellable) {
@@ -356,6 +371,11 @@ TEST_F(AsyncGroupMockTest, WaitForAConnectionIsCancellable) {
   EXPECT_EQ(r.out.verdict, Verdict::timed_out);
   EXPECT_EQ(r.live_at_return, 0);
   EXPECT_EQ(fleet_->stats("fast").at("requests").get<long>(), 1);
+  const auto pool = p->pool_stats();
+  ASSERT_TRUE(pool.has_value());
+  EXPECT_EQ(pool->requests, 5u);
+  EXPECT_GE(pool->acquires_waited, 1u);
+  EXPECT_GT(pool->wait_ns.max(), 0u);  // the abandoned waits are timed too
 }
 
 TEST_F(AsyncGroupMockTest, ManyConcurrentCallers) {

@@ -169,6 +169,10 @@ class E2E(unittest.TestCase):
             self.assertGreater(b["iterations"], 0)
             self.assertIsNone(b["infeasible"])
             self.assertEqual(b["name"], "healthy/%s/fanout:3/concurrency:4/real_time" % b["pattern"])
+            # Every pattern's calls went through a pool it reports: the shared
+            # client's, or async-group's own.
+            self.assertIsNotNone(b["pool_wait_p99_us"], b["pattern"])
+            self.assertIsNotNone(b["pool_exhausted"], b["pattern"])
         series = doc["lab"]["series"]["healthy/cancellable-group/fanout:3/concurrency:4"]
         for key in ("started", "finished", "in_flight", "live_tasks", "os_threads"):
             self.assertGreater(len(series[key]), 0, key)

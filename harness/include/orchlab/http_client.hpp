@@ -7,7 +7,6 @@
 #include <memory>
 #include <stop_token>
 
-#include "orchlab/histogram.hpp"
 #include "orchlab/pattern.hpp"
 
 namespace orchlab::http {
@@ -22,15 +21,9 @@ struct PoolOptions {
   std::chrono::milliseconds io_timeout{30000};
 };
 
-/// Counters since construction or the last reset_stats().
-struct PoolStats {
-  std::uint64_t requests = 0;
-  std::uint64_t acquires_waited = 0;   ///< acquires that found the host's pool full (pool_exhausted)
-  std::uint64_t connections_opened = 0;
-  std::uint64_t transport_errors = 0;
-  std::uint64_t cancelled = 0;
-  LogHistogram wait_ns;                ///< time to acquire a connection, every acquire
-};
+/// Counters since construction or the last reset_stats() (the same fields
+/// async-group's own pool reports through Pattern::pool_stats()).
+using PoolStats = orchlab::PoolStats;
 
 /// NOTE: hold it by shared_ptr; fetch() keeps it alive for as long as a
 /// leaked thread is still inside a call, so it is never destroyed under one.

@@ -14,6 +14,8 @@
 #include <system_error>
 #include <vector>
 
+#include "orchlab/histogram.hpp"
+
 namespace orchlab {
 
 /// One downstream request. `url` is required; the rest are additions to the
@@ -78,6 +80,17 @@ struct PatternOptions {
   int threads = 0;
 };
 
+/// A connection pool's counters since its construction or last reset: what
+/// the report calls pool_exhausted (acquires_waited) and pool_wait_p99_us.
+struct PoolStats {
+  std::uint64_t requests = 0;
+  std::uint64_t acquires_waited = 0;  ///< acquires that found the host's pool full
+  std::uint64_t connections_opened = 0;
+  std::uint64_t transport_errors = 0;
+  std::uint64_t cancelled = 0;
+  LogHistogram wait_ns;  ///< time to acquire a connection, every acquire
+};
+
 /// An orchestration strategy. run() blocks the caller until the strategy
 /// returns; what it leaves running after that is what the lab measures.
 /// NOTE: run() may be called concurrently from several caller threads.
@@ -86,6 +99,13 @@ class Pattern {
   virtual ~Pattern() = default;
   virtual std::string_view name() const = 0;
   virtual Outcome run(const Plan& plan, const Fetch& fetch) = 0;
+
+  /// A pattern that calls through its own HTTP client instead of the Fetch
+  /// (async-group) returns that client's pool counters here, and the
+  /// harness reports them as the cell's pool_* metrics. nullopt: the pattern
+  /// has no pool of its own. Read and reset them while no run() is active.
+  virtual std::optional<PoolStats> pool_stats() const { return std::nullopt; }
+  virtual void reset_pool_stats() {}
 };
 
 /// Category "orchlab.reply" for ReplyError::transport and ::cancelled.

@@ -25,7 +25,8 @@ struct CellEnv {
   const Cell* cell = nullptr;
   Pattern* pattern = nullptr;
   /// The shared pooled client behind `fetch` (its stats become the pool
-  /// metrics); patterns that bring their own client never call it.
+  /// metrics); patterns that bring their own client never call it and
+  /// report their pool through Pattern::pool_stats() instead.
   std::shared_ptr<http::Client> client;
   Fetch fetch;
   Services* services = nullptr;
