@@ -46,6 +46,9 @@ constexpr auto kDribbleTick = std::chrono::milliseconds(20);
 constexpr auto kLingerTime = std::chrono::milliseconds(500);
 static_assert(kMaxHeaderBytes < kMaxPipelined, "a pipelined head must fit while waiting");
 
+// Body bytes per write operation, each under the write timeout.
+constexpr std::size_t kWriteRound = 1024 * 1024;
+
 // The body every response carries: the same bytes, shared by all responses.
 constexpr std::size_t kFillerBytes = 64 * 1024;
 const std::string& filler() {
@@ -114,6 +117,8 @@ struct Overrides {
   std::optional<FaultKind> fault;
   bool no_fault = false;  // fault=none: the configured faults are skipped
   std::optional<std::size_t> body_bytes;
+  std::optional<double> hang_ms;      // a hang's max_ms
+  std::optional<double> bytes_per_s;  // a slow_body's rate
 };
 
 std::optional<Rejection> parse_query(std::string_view query, Overrides& out) {
@@ -127,11 +132,22 @@ std::optional<Rejection> parse_query(std::string_view query, Overrides& out) {
     auto bad = [&](std::string_view why) {
       return Rejection{400, std::string(key) + "=" + std::string(value) + ": " + std::string(why)};
     };
-    if (key == "delay_ms") {
+    // A decimal in [lo, hi] into `field`, or the reason it is not one.
+    auto number = [&](std::optional<double>& field, double lo, double hi,
+                      std::string_view range) -> std::optional<Rejection> {
       double v = 0;
       if (!parse_double(value, v)) return bad("not a number");
-      if (v < 0 || v > kMaxDelayMs) return bad("must be in [0, 600000]");
-      out.delay_ms = v;
+      if (!(v >= lo && v <= hi)) return bad("must be in " + std::string(range));
+      field = v;
+      return std::nullopt;
+    };
+    std::optional<Rejection> rejection;
+    if (key == "delay_ms") {
+      rejection = number(out.delay_ms, 0, kMaxDelayMs, "[0, 600000]");
+    } else if (key == "hang_ms") {
+      rejection = number(out.hang_ms, 0, kMaxDelayMs, "[0, 600000]");
+    } else if (key == "bytes_per_s") {
+      rejection = number(out.bytes_per_s, 1, 1e12, "[1, 1e12]");
     } else if (key == "status") {
       int v = 0;
       if (!parse_integer(value, v)) return bad("not an integer");
@@ -151,6 +167,7 @@ std::optional<Rejection> parse_query(std::string_view query, Overrides& out) {
       if (v > kMaxBodyBytes) return bad("must be in [0, 16777216]");
       out.body_bytes = v;
     }
+    if (rejection) return rejection;
     // Other keys are ignored: callers may add cache busters or labels.
   }
   return std::nullopt;
@@ -172,7 +189,10 @@ FaultSpec forced_fault(const ServiceConfig& profile, FaultKind kind) {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, std::shared_ptr<ServiceState> service)
-      : stream_(std::move(socket)), timer_(stream_.get_executor()), service_(std::move(service)) {
+      : stream_(std::move(socket)),
+        timer_(stream_.get_executor()),
+        write_timer_(stream_.get_executor()),
+        service_(std::move(service)) {
     service_->connection_opened();
   }
 
@@ -347,6 +367,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // A response that is not part of a counted request (admin, rejections).
   void write_small(std::string response, bool keep_alive) {
     out_ = std::move(response);
+    stream_.expires_after(service_->shared().write_timeout);  // a client that stops reading
     net::async_write(stream_, net::buffer(out_),
                      [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
                        if (ec || !keep_alive) return self->do_close();
@@ -364,6 +385,7 @@ class Session : public std::enable_shared_from_this<Session> {
     deadline_ = deadline;
     aborted_ = false;
     finished_ = false;
+    write_timed_out_ = false;
     status_ = overrides.status.value_or(200);
     body_bytes_ = overrides.body_bytes.value_or(profile.body_bytes);
     index_ = plan.index;
@@ -374,7 +396,12 @@ class Session : public std::enable_shared_from_this<Session> {
     } else if (!overrides.no_fault) {
       if (const FaultSpec* f = pick_fault(profile, plan.index)) fault_ = *f;
     }
-    if (fault_) service_->count_fault(fault_->kind);
+    if (fault_) {
+      service_->count_fault(fault_->kind);
+      // The query sets the parameters of whichever fault this request got.
+      if (overrides.hang_ms) fault_->max_ms = *overrides.hang_ms;
+      if (overrides.bytes_per_s) fault_->bytes_per_s = *overrides.bytes_per_s;
+    }
 
     if (fault_ && fault_->kind == FaultKind::hang) {
       // A hang replaces the latency: nothing is sent, ever.
@@ -467,14 +494,12 @@ class Session : public std::enable_shared_from_this<Session> {
         return finish(Outcome::no_response);
       case FaultKind::garbage:
         out_.assign(kGarbage);
-        writing_ = true;
-        return net::async_write(
-            stream_.socket(), net::buffer(out_),
-            [self = shared_from_this()](beast::error_code, std::size_t) {
-              self->writing_ = false;
-              self->finish(self->aborted_ ? Outcome::client_abort : Outcome::no_response);
-              self->do_close();
-            });
+        return timed_write(net::buffer(out_), [self = shared_from_this()](beast::error_code) {
+          self->finish(self->write_timed_out_ ? Outcome::write_timeout
+                       : self->aborted_       ? Outcome::client_abort
+                                              : Outcome::no_response);
+          self->do_close();
+        });
       case FaultKind::slow_body:
         return respond_slowly();
       default:
@@ -494,26 +519,31 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void respond() {
     out_ = response_head();
-    buffers_.clear();
-    buffers_.push_back(net::buffer(out_));
     // A HEAD answer announces the body's length but carries no body.
-    const std::size_t body = head_ ? 0 : body_bytes_;
-    for (std::size_t left = body; left > 0;) {
-      const std::size_t n = std::min(left, kFillerBytes);
-      buffers_.push_back(net::buffer(filler().data(), n));
-      left -= n;
-    }
-    writing_ = true;
-    net::async_write(stream_.socket(), buffers_,
-                     beast::bind_front_handler(&Session::on_write, shared_from_this()));
+    body_left_ = head_ ? 0 : body_bytes_;
+    write_round(true);
   }
 
-  void on_write(beast::error_code ec, std::size_t) {
-    writing_ = false;
+  // The response goes out in rounds of at most kWriteRound body bytes, each
+  // under the write timeout: a slow reader is fine, a stalled one is not.
+  void write_round(bool with_head) {
+    buffers_.clear();
+    if (with_head) buffers_.push_back(net::buffer(out_));
+    for (std::size_t round = 0; body_left_ > 0 && round < kWriteRound;) {
+      const std::size_t n = std::min(body_left_, kFillerBytes);
+      buffers_.push_back(net::buffer(filler().data(), n));
+      body_left_ -= n;
+      round += n;
+    }
+    timed_write(buffers_, beast::bind_front_handler(&Session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec) {
     if (ec || aborted_) {
-      finish(Outcome::client_abort);
+      finish(write_timed_out_ ? Outcome::write_timeout : Outcome::client_abort);
       return do_close();
     }
+    if (body_left_ > 0) return write_round(false);
     finish(Outcome::completed);
     if (!keep_alive_) return do_close();
     do_read();
@@ -529,15 +559,15 @@ class Session : public std::enable_shared_from_this<Session> {
         std::chrono::duration<double>(static_cast<double>(dribble_piece_) / rate));
     dribble_sent_ = 0;
     out_ = response_head();
-    writing_ = true;
     watch();
-    net::async_write(stream_.socket(), net::buffer(out_),
-                     beast::bind_front_handler(&Session::on_dribble_write, shared_from_this()));
+    timed_write(net::buffer(out_),
+                beast::bind_front_handler(&Session::on_dribble_write, shared_from_this()));
   }
 
-  void on_dribble_write(beast::error_code ec, std::size_t) {
-    writing_ = false;
-    if (ec || aborted_) return end_dribble(Outcome::client_abort);
+  void on_dribble_write(beast::error_code ec) {
+    if (ec || aborted_) {
+      return end_dribble(write_timed_out_ ? Outcome::write_timeout : Outcome::client_abort);
+    }
     if (head_ || dribble_sent_ >= body_bytes_) return end_dribble(Outcome::completed);
     timer_.expires_after(dribble_interval_);
     timer_.async_wait(beast::bind_front_handler(&Session::on_dribble_tick, shared_from_this()));
@@ -548,9 +578,32 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return;
     const std::size_t n = std::min({dribble_piece_, body_bytes_ - dribble_sent_, kFillerBytes});
     dribble_sent_ += n;
+    timed_write(net::buffer(filler().data(), n),
+                beast::bind_front_handler(&Session::on_dribble_write, shared_from_this()));
+  }
+
+  // Writes a counted request's response bytes. A write that has not ended
+  // within the write timeout (the client stopped reading and the socket
+  // buffers are full) is cancelled: `write_timed_out_` tells the handler.
+  template <class Buffers, class Handler>
+  void timed_write(const Buffers& buffers, Handler handler) {
     writing_ = true;
-    net::async_write(stream_.socket(), net::buffer(filler().data(), n),
-                     beast::bind_front_handler(&Session::on_dribble_write, shared_from_this()));
+    const std::uint64_t generation = ++write_generation_;
+    write_timer_.expires_after(service_->shared().write_timeout);
+    write_timer_.async_wait([self = shared_from_this(), generation](beast::error_code ec) {
+      // An expiry queued just as its write ended must not hit the next one.
+      if (ec || !self->writing_ || generation != self->write_generation_) return;
+      self->write_timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
+    net::async_write(stream_.socket(), buffers,
+                     [self = shared_from_this(), handler = std::move(handler)](
+                         beast::error_code ec, std::size_t) mutable {
+                       self->writing_ = false;
+                       self->write_timer_.cancel();
+                       handler(ec);
+                     });
   }
 
   void end_dribble(Outcome outcome) {
@@ -594,6 +647,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   net::steady_timer timer_;
+  net::steady_timer write_timer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<ServiceState> service_;
@@ -608,9 +662,12 @@ class Session : public std::enable_shared_from_this<Session> {
   bool finished_ = false;
   bool watching_ = false;
   bool writing_ = false;
+  bool write_timed_out_ = false;
+  std::uint64_t write_generation_ = 0;
   bool measured_ = false;
   int status_ = 200;
   std::size_t body_bytes_ = 0;
+  std::size_t body_left_ = 0;  // not yet handed to a write round
   std::uint64_t index_ = 0;
   std::optional<FaultSpec> fault_;
   Clock::time_point start_;
@@ -741,6 +798,7 @@ MockFleet::MockFleet(FleetConfig config, ServerOptions options) : impl_(std::mak
   shared->max_connections = options.max_connections;
   shared->header_timeout = options.header_timeout;
   shared->idle_timeout = options.idle_timeout;
+  shared->write_timeout = options.write_timeout;
 
   auto& impl = *impl_;
   impl.config = std::move(config);

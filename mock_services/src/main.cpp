@@ -33,6 +33,8 @@ void usage(std::FILE* out) {
       "                                 beyond it a connection is accepted, closed, counted\n"
       "        --header-timeout-ms <N>  a request must arrive within it  (default 10000)\n"
       "        --idle-timeout-ms   <N>  keep-alive idle limit            (default 60000)\n"
+      "        --write-timeout-ms  <N>  each MiB of a response must go   (default 30000);\n"
+      "                                 out within it, or the client is closed, counted\n"
       "        --allow-remote           allow a bind address outside 127.0.0.0/8 and ::1\n"
       "    -h, --help                   this text\n"
       "\n"
@@ -89,6 +91,8 @@ int main(int argc, char** argv) {
       options.header_timeout = std::chrono::milliseconds(count(1, 3'600'000));
     } else if (arg == "--idle-timeout-ms") {
       options.idle_timeout = std::chrono::milliseconds(count(1, 3'600'000));
+    } else if (arg == "--write-timeout-ms") {
+      options.write_timeout = std::chrono::milliseconds(count(1, 3'600'000));
     } else if (arg == "--allow-remote") {
       options.allow_remote = true;
     } else {

@@ -112,6 +112,10 @@ void ServiceState::finish_request(Outcome outcome, Clock::time_point start,
     case Outcome::client_abort:
       ++client_aborts_;
       break;
+    case Outcome::write_timeout:
+      ++client_aborts_;
+      ++write_timeouts_;
+      break;
     case Outcome::no_response:
       ++no_response_;
       break;
@@ -176,6 +180,7 @@ nlohmann::json ServiceState::stats() const {
           {"no_response", no_response_},
           {"bad_requests", bad_requests_},
           {"header_timeouts", header_timeouts_},
+          {"write_timeouts", write_timeouts_},
           {"admin_requests", admin_requests_},
           {"open_connections", open_connections_},
           {"max_open_connections", max_open_connections_},
@@ -192,7 +197,7 @@ void ServiceState::reset() {
   next_index_ = 0;
   requests_ = in_flight_;
   completed_ = client_aborts_ = no_response_ = bad_requests_ = 0;
-  header_timeouts_ = admin_requests_ = refused_connections_ = 0;
+  header_timeouts_ = write_timeouts_ = admin_requests_ = refused_connections_ = 0;
   max_in_flight_ = in_flight_;
   max_open_connections_ = open_connections_;
   faults_.fill(0);

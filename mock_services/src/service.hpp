@@ -45,7 +45,9 @@ class MicrosHistogram {
 
 /// How a counted request ended; see docs/mock.md for the /__stats identity
 /// requests = completed + client_aborts + no_response + bad_requests + in_flight.
-enum class Outcome { completed, client_abort, no_response };
+/// How a counted request ended. write_timeout is a client abort too (the
+/// client stopped reading), counted apart and kept out of the abort lag.
+enum class Outcome { completed, client_abort, write_timeout, no_response };
 
 /// Process-wide state shared by every service of a fleet.
 struct FleetShared {
@@ -53,6 +55,7 @@ struct FleetShared {
   std::atomic<std::size_t> connections{0};
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds write_timeout{30000};
 };
 
 /// What a request decided at its start (under the service lock).
@@ -113,6 +116,7 @@ class ServiceState {
   std::uint64_t no_response_ = 0;
   std::uint64_t bad_requests_ = 0;
   std::uint64_t header_timeouts_ = 0;
+  std::uint64_t write_timeouts_ = 0;
   std::uint64_t admin_requests_ = 0;
   std::uint64_t open_connections_ = 0;
   std::uint64_t max_open_connections_ = 0;

@@ -129,6 +129,9 @@ TEST(MockBadInputTest, BadQueryValuesGet400WithTheReason) {
       {"/?fault=nope", "fault=nope: unknown fault"},
       {"/?body_bytes=16777217", "body_bytes=16777217: must be in [0, 16777216]"},
       {"/?body_bytes=-5", "body_bytes=-5: not a non-negative integer"},
+      {"/?fault=hang&hang_ms=-1", "hang_ms=-1: must be in [0, 600000]"},
+      {"/?fault=slow_body&bytes_per_s=0", "bytes_per_s=0: must be in [1, 1e12]"},
+      {"/?bytes_per_s=fast", "bytes_per_s=fast: not a number"},
   };
   for (const auto& [target, reason] : cases) {
     const auto r = http_get(url, target);
@@ -226,6 +229,35 @@ TEST(MockBadInputTest, ClientResetMidResponseIsAnAbort) {
   EXPECT_EQ(s["in_flight"], 0);
   EXPECT_EQ(s["faults"]["slow_body"], 1);
   expect_identity(s);
+}
+
+TEST(MockBadInputTest, AClientThatStopsReadingIsClosedByTheWriteTimeout) {
+  ServerOptions options;
+  options.write_timeout = 1000ms;
+  auto fleet = start({{"name", "svc"}}, options);
+  const auto url = fleet->url("svc");
+  Conn c(url);
+  // 16 MiB is more than the loopback socket buffers hold: with nobody
+  // reading, the write stalls until the timeout cuts it off.
+  ASSERT_TRUE(c.get("/?body_bytes=16777216"));
+  ASSERT_TRUE(stat_is(*fleet, "in_flight", 1));
+  EXPECT_TRUE(stat_is(*fleet, "write_timeouts", 1));
+  auto s = fleet->stats("svc");
+  EXPECT_EQ(s["client_aborts"], 1);
+  EXPECT_EQ(s["in_flight"], 0);
+  EXPECT_EQ(s["completed"], 0);
+  EXPECT_EQ(s["abort_lag_ms"]["count"], 0);  // not a client leaving on its deadline
+  expect_identity(s);
+  // What was sent arrives, then the end: the response is cut short.
+  const auto r = c.read_response(5000ms);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.error, ReadError::none);
+  EXPECT_NE(r.error, ReadError::timeout);
+  expect_healthy(url);
+  // A client that reads gets the same 16 MiB whole, however long all of it
+  // takes: the timeout is per round of 1 MiB.
+  EXPECT_EQ(http_get(url, "/?body_bytes=16777216").body.size(), 16777216u);
+  EXPECT_EQ(fleet->stats("svc")["write_timeouts"], 1);
 }
 
 TEST(MockBadInputTest, ConnectionsBeyondTheLimitAreRefusedAndCounted) {
@@ -378,6 +410,36 @@ TEST(MockFaultTest, SlowBodyArrivesSlowly) {
   EXPECT_EQ(c.read_response().status, 200);
   EXPECT_TRUE(stat_is(*fleet, "completed", 2));
   EXPECT_EQ(fleet->stats("svc")["faults"]["slow_body"], 1);
+}
+
+TEST(MockFaultTest, QuerySetsTheHangAndSlowBodyParameters) {
+  auto fleet = start(with_fault({{"kind", "hang"}, {"max_ms", 60000}, {"every_nth", 2}},
+                                {{"body_bytes", 100}}));
+  const auto url = fleet->url("svc");
+  EXPECT_EQ(http_get(url, "/?hang_ms=150").status, 200);  // no hang drawn: ignored
+  // Request 1 draws the configured 60 s hang; hang_ms shortens it.
+  auto t0 = Clock::now();
+  auto r = http_get(url, "/?hang_ms=150");
+  EXPECT_EQ(r.error, ReadError::eof);
+  EXPECT_TRUE(r.raw.empty());
+  EXPECT_GE(elapsed_ms(t0), 140);
+  // A forced hang takes it too.
+  t0 = Clock::now();
+  r = http_get(url, "/?fault=hang&hang_ms=100");
+  EXPECT_EQ(r.error, ReadError::eof);
+  EXPECT_GE(elapsed_ms(t0), 90);
+  // 100 B at 100 B/s: about a second, where the default 1024 B/s takes 0.1 s.
+  t0 = Clock::now();
+  r = http_get(url, "/?fault=slow_body&bytes_per_s=100");
+  EXPECT_EQ(r.error, ReadError::none);
+  EXPECT_EQ(r.body.size(), 100u);
+  EXPECT_GE(elapsed_ms(t0), 800);
+  EXPECT_TRUE(stat_is(*fleet, "no_response", 2));
+  EXPECT_TRUE(stat_is(*fleet, "completed", 2));
+  const auto s = fleet->stats("svc");
+  EXPECT_EQ(s["faults"]["hang"], 2);
+  EXPECT_EQ(s["faults"]["slow_body"], 1);
+  expect_identity(s);
 }
 
 TEST(MockFaultTest, GarbageFailsToParse) {

@@ -21,6 +21,10 @@ struct ServerOptions {
   std::size_t max_connections = 20000;    ///< per process; beyond: accept + close, counted
   std::chrono::milliseconds header_timeout{10000};  ///< whole request head must arrive within it
   std::chrono::milliseconds idle_timeout{60000};    ///< keep-alive idle limit
+  /// Each 1 MiB of a response (or one slow_body piece) must be sent within
+  /// it; a client that stopped reading is closed, counted in write_timeouts
+  /// (and client_aborts).
+  std::chrono::milliseconds write_timeout{30000};
   bool allow_remote = false;              ///< permit binding outside 127/8 and ::1
 };
 
