@@ -236,6 +236,12 @@ def claim_soup_pools(report, _runs, _src):
     wg = cell_max(report, HANG, GROUP, "pool_wait_p99_us")
     c.evidence = [f"pool exhausted per orchestration: {SOUP} {_n(soup)}, {GROUP} {_n(grp)}",
                   f"pool wait p99 (worst cell): {SOUP} {_n(_us_to_ms(ws))} ms, {GROUP} {_n(_us_to_ms(wg))} ms"]
+    # async-group's own pool, for reference (not part of the rule).
+    pa = per_orch(report, HANG, ASYNC, "pool_exhausted") if has_cells(report, HANG, ASYNC) else None
+    if pa is not None:
+        c.evidence.append(f"{ASYNC} (its own pool, same max_conns_per_host): pool exhausted per "
+                          f"orchestration {_n(pa)}, pool wait p99 "
+                          f"{_n(_us_to_ms(cell_max(report, HANG, ASYNC, 'pool_wait_p99_us')))} ms")
     if soup == 0:
         return c.decide(REFUTED, f"{SOUP} never found its pool exhausted")
     if soup >= 2 * grp:

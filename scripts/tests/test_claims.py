@@ -167,3 +167,19 @@ def test_one_thread_cannot_false_share(tmp_path):
             b["items_per_second"] = 1e6
     _, claims = claims_json(REPORT, "--micro", write(tmp_path, "micro.json", micro))
     assert claims["slots-win"]["verdict"] == "supported", claims["slots-win"]
+
+
+def test_async_groups_own_pool_is_shown_when_measured(sample, tmp_path):
+    doc = copy.deepcopy(sample)
+    cells = [b for b in iteration_entries(doc, "one-hangs", "async-group") if feasible(b)]
+    if not cells:
+        pytest.skip("no one-hangs cells for async-group in the sample")
+    for b in cells:
+        b.update(pool_exhausted=None, pool_wait_p99_us=None)
+    _, claims = claims_json(write(tmp_path, "nopool.json", doc))
+    assert not any("its own pool" in e for e in claims["soup-pools"]["evidence"])
+    for b in cells:
+        b.update(pool_exhausted=b["iterations"], pool_wait_p99_us=2500.0)
+    _, claims = claims_json(write(tmp_path, "pool.json", doc))
+    line = next(e for e in claims["soup-pools"]["evidence"] if "its own pool" in e)
+    assert "pool exhausted per orchestration 1" in line and "2.5 ms" in line
