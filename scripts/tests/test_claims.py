@@ -151,20 +151,27 @@ def test_micro_next_to_the_report_is_used_unless_disabled(tmp_path):
     assert without["mutex-gap"]["verdict"] == "insufficient-data"
 
 
-def test_one_thread_cannot_false_share(tmp_path):
-    # Slots win everywhere and packed equals padded from two threads up; a
-    # slower packed run at one thread is not false sharing.
+def _slots_micro(packed_over_padded):
+    """A micro where slots win everywhere; packed/padded per thread count as given."""
     micro = json.load(open(MICRO, encoding="utf-8"))
     for b in micro["benchmarks"]:
         name = b["name"]
         if not name.startswith("BM_Aggregate/") or "items_per_second" not in b:
             continue
-        if name.startswith("BM_Aggregate/slots-"):
+        threads = int(name.rsplit("threads:", 1)[1].split("/")[0])
+        if name.startswith("BM_Aggregate/slots-padded/"):
             b["items_per_second"] = 1e12
-            if name.startswith("BM_Aggregate/slots-packed/") and name.endswith("/threads:1"):
-                b["items_per_second"] = 0.5e12
+        elif name.startswith("BM_Aggregate/slots-packed/"):
+            b["items_per_second"] = 1e12 * packed_over_padded.get(threads, 1.0)
         else:
             b["items_per_second"] = 1e6
+    return micro
+
+
+def test_one_thread_cannot_false_share(tmp_path):
+    # Slots win everywhere and packed equals padded from two threads up; a
+    # slower packed run at one thread is not false sharing.
+    micro = _slots_micro({1: 0.5})
     _, claims = claims_json(REPORT, "--micro", write(tmp_path, "micro.json", micro))
     assert claims["slots-win"]["verdict"] == "supported", claims["slots-win"]
 
@@ -183,3 +190,13 @@ def test_async_groups_own_pool_is_shown_when_measured(sample, tmp_path):
     _, claims = claims_json(write(tmp_path, "pool.json", doc))
     line = next(e for e in claims["soup-pools"]["evidence"] if "its own pool" in e)
     assert "pool exhausted per orchestration 1" in line and "2.5 ms" in line
+
+
+def test_false_sharing_needs_more_than_one_noisy_thread_count(tmp_path):
+    one_dip = _slots_micro({16: 0.85})
+    _, claims = claims_json(REPORT, "--micro", write(tmp_path, "dip.json", one_dip))
+    assert claims["slots-win"]["verdict"] == "supported", claims["slots-win"]
+    assert any("worst 0.85 at 16 threads" in e for e in claims["slots-win"]["evidence"])
+    shared = _slots_micro({2: 0.6, 4: 0.7, 8: 0.8, 16: 0.8, 32: 0.85, 64: 0.95})
+    _, claims = claims_json(REPORT, "--micro", write(tmp_path, "shared.json", shared))
+    assert claims["slots-win"]["verdict"] == "nuanced", claims["slots-win"]
