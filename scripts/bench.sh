@@ -2,7 +2,7 @@
 # Runs the benchmark pipeline into one results folder:
 #   orchlab run (report.json) -> orchlab-micro (micro.json) -> plot.py (plots/)
 #   -> claims.py (CLAIMS.md), then points results/latest at the folder.
-# Usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick]
+# Usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick]   (-h, --help: this text)
 #   BUILD_DIR  a configured and built tree (make bench uses build/release)
 #   OUT_DIR    the results folder to create, e.g. results/20260101T000000Z
 #   SCENARIO   scenario NAME or FILE for orchlab run (default sweep: scenarios/default.json)
@@ -10,6 +10,7 @@
 # A step whose program is missing is skipped with a note; an interrupted
 # orchlab run (Ctrl-C) still keeps the partial report and exits 130.
 set -eu
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 
 usage() { echo "usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick]" >&2; exit 2; }
 [ $# -ge 3 ] || usage

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench_mock.sh ORCHLAB_MOCK — how fast and how exact is the mock?
+# bench_mock.sh ORCHLAB_MOCK — how fast and how exact is the mock?  (-h, --help: this text)
 #
 # Part 1, throughput: orchlab-mock (--threads 1, zero delay, 64-byte body)
 # and nginx (1 worker, `return 200` of the same 64 bytes), both on loopback,
@@ -16,6 +16,7 @@
 #              THINK_MS (mean pause between a connection's requests, default 900),
 #              WARMUP_S (seconds of part 2 left out of the mock's stats, default 2).
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 
 usage() {
   echo "usage: $0 PATH/TO/orchlab-mock" >&2

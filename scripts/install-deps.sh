@@ -2,6 +2,7 @@
 # Installs the Debian packages orchlab builds, tests and benchmarks with.
 # Checks each with dpkg first and installs only what is missing; runs apt-get
 # directly as root and through sudo otherwise. Safe to run repeatedly.
+# Usage: scripts/install-deps.sh   (-h, --help: this text)
 #
 # NOTE: python3-scipy is deliberately absent. On Debian 12 it depends on
 # python3-pythran -> libboost-dev (Boost 1.74), which conflicts with
@@ -9,6 +10,8 @@
 # experimental::make_parallel_group). scripts/orchlab_py/stats.py carries the
 # Mann-Whitney U test instead.
 set -eu
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
+[ $# -eq 0 ] || { echo "usage: scripts/install-deps.sh (no arguments; -h for help)" >&2; exit 2; }
 
 PACKAGES="
   g++ cmake make pkg-config ccache

@@ -1,0 +1,41 @@
+"""The shell scripts answer --help with their own header and exit 0, and
+refuse arguments they do not take with exit 2 and a usage line."""
+import pathlib
+import subprocess
+
+import pytest
+
+SCRIPTS = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "script, words",
+    [
+        ("install-deps.sh", "installs only what is missing"),
+        ("bench.sh", "BUILD_DIR OUT_DIR SCENARIO"),
+        ("bench_mock.sh", "10,000 concurrent keep-alive connections"),
+    ],
+)
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help_prints_the_header_and_exits_0(script, words, flag):
+    run = subprocess.run([str(SCRIPTS / script), flag], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert words in run.stdout
+    assert "#" not in run.stdout.splitlines()[0]  # the comment marks are stripped
+    assert "set -e" not in run.stdout  # the header ends where the code starts
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["install-deps.sh", "--frobnicate"],
+        ["bench.sh", "only-one-argument"],
+        ["bench.sh", "build", "out", "scenario", "--slow"],
+        ["bench_mock.sh", "/nonexistent/orchlab-mock"],
+    ],
+)
+def test_bad_arguments_exit_2_with_usage(argv):
+    run = subprocess.run([str(SCRIPTS / argv[0]), *argv[1:]], capture_output=True, text=True,
+                         timeout=30)
+    assert run.returncode == 2
+    assert "usage" in run.stderr.lower()
