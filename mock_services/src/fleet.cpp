@@ -3,6 +3,8 @@
 // A delayed or hanging request costs a timer and a socket, never a thread.
 #include "orchlab/mock/fleet.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -585,6 +587,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // Writes a counted request's response bytes. A write that has not ended
   // within the write timeout (the client stopped reading and the socket
   // buffers are full) is cancelled: `write_timed_out_` tells the handler.
+  // The cancellation goes through a slot, not socket().cancel(): async_write
+  // is a series of write_some calls, and an expiry that lands between two of
+  // them finds no operation on the socket; the slot's state is checked before
+  // the next one. It also leaves the watch read of a slow body alone.
   template <class Buffers, class Handler>
   void timed_write(const Buffers& buffers, Handler handler) {
     writing_ = true;
@@ -594,16 +600,17 @@ class Session : public std::enable_shared_from_this<Session> {
       // An expiry queued just as its write ended must not hit the next one.
       if (ec || !self->writing_ || generation != self->write_generation_) return;
       self->write_timed_out_ = true;
-      beast::error_code ignored;
-      self->stream_.socket().cancel(ignored);
+      self->write_cancel_.emit(net::cancellation_type::terminal);
     });
     net::async_write(stream_.socket(), buffers,
-                     [self = shared_from_this(), handler = std::move(handler)](
-                         beast::error_code ec, std::size_t) mutable {
-                       self->writing_ = false;
-                       self->write_timer_.cancel();
-                       handler(ec);
-                     });
+                     net::bind_cancellation_slot(
+                         write_cancel_.slot(),
+                         [self = shared_from_this(), handler = std::move(handler)](
+                             beast::error_code ec, std::size_t) mutable {
+                           self->writing_ = false;
+                           self->write_timer_.cancel();
+                           handler(ec);
+                         }));
   }
 
   void end_dribble(Outcome outcome) {
@@ -648,6 +655,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   net::steady_timer timer_;
   net::steady_timer write_timer_;
+  net::cancellation_signal write_cancel_;  // bound to every timed_write
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<ServiceState> service_;

@@ -45,8 +45,8 @@ class MicrosHistogram {
 
 /// How a counted request ended; see docs/mock.md for the /__stats identity
 /// requests = completed + client_aborts + no_response + bad_requests + in_flight.
-/// How a counted request ended. write_timeout is a client abort too (the
-/// client stopped reading), counted apart and kept out of the abort lag.
+/// write_timeout is a client abort too (the client stopped reading), counted
+/// apart and kept out of the abort lag.
 enum class Outcome { completed, client_abort, write_timeout, no_response };
 
 /// Process-wide state shared by every service of a fleet.

@@ -48,8 +48,12 @@ inline std::string lower(std::string s) {
 /// One TCP connection to 127.0.0.1.
 class Conn {
  public:
-  explicit Conn(unsigned short port) {
+  /// `receive_buffer` > 0: SO_RCVBUF, set before connecting, so what a
+  /// client that does not read can hold does not depend on the host's tuning.
+  explicit Conn(unsigned short port, int receive_buffer = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (receive_buffer > 0)
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -58,7 +62,8 @@ class Conn {
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
-  explicit Conn(std::string_view url) : Conn(port_of(url)) {}
+  explicit Conn(std::string_view url, int receive_buffer = 0)
+      : Conn(port_of(url), receive_buffer) {}
   ~Conn() { close(); }
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
