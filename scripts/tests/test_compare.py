@@ -124,8 +124,8 @@ def test_cells_on_one_side_are_listed(sample, tmp_path):
 
 def test_pair_mode_compares_patterns_within_a_report():
     r = run_script("compare.py", REPORT, "--pair", "channel-soup:cancellable-group", "--format", "json")
-    assert r.code in (0, 1)
     res = json.loads(r.out)
+    assert r.code == res["exit"] == (1 if res["regressed"] or res["broken_invariants"] else 0)
     assert res["pair"] == ["channel-soup", "cancellable-group"]
     assert res["cells"] and all("/fanout:" in c["cell"] for c in res["cells"])
 

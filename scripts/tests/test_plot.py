@@ -1,12 +1,18 @@
 """plot.py: every figure written as a real image; skips are explained; bad input exits 2."""
 
 import copy
+import os
+import pathlib
+import subprocess
+import sys
 import struct
 
 import pytest
 
 from conftest import MICRO, REPORT, run_cli, write
 from orchlab_py import style
+
+SCRIPTS = pathlib.Path(__file__).resolve().parent.parent
 
 FIGURES = ["throughput", "latency_healthy", "latency_one-hangs", "leaks", "cascade_one-hangs",
            "lock_wait", "threads", "micro_aggregation", "micro_orchestrate"]
@@ -90,4 +96,14 @@ def test_one_colour_per_pattern():
     colours = [style.pattern_colour(p) for p in style.PATTERN_ORDER]
     assert len(set(colours)) == len(colours)
     assert style.pattern_colour("cancellable-group+collect-all") == style.pattern_colour("cancellable-group")
-    assert style.pattern_colour("some-new-pattern") == style.pattern_colour("some-new-pattern")
+    # An unknown pattern gets a fallback colour from its name, not from the
+    # order patterns were first asked for: a fresh interpreter that asks for
+    # others first agrees.
+    colour = style.pattern_colour("some-new-pattern")
+    assert colour in style._FALLBACK
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from orchlab_py import style; "
+             "[style.pattern_colour(p) for p in ('zz-first', 'aa-second', 'mm-third')]; "
+             "print(style.pattern_colour('some-new-pattern'))")
+    out = subprocess.run([sys.executable, "-c", probe, str(SCRIPTS)], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert out.stdout.strip() == colour

@@ -323,8 +323,10 @@ TEST(MockBadInputTest, BrokenProfilesGet400AndTheOldProfileStays) {
   EXPECT_EQ(http_raw(url, "DELETE /__profile HTTP/1.1\r\nHost: x\r\n\r\n").status, 405);
   EXPECT_EQ(http_get(url, "/__nothing").status, 404);
   EXPECT_EQ(http_get(url, "/__reset").status, 405);
-  // None of this counts as service requests.
+  // None of this counts as service requests; every /__* request (5 PUTs, 1
+  // GET, DELETE, /__nothing, GET /__reset) counts as an admin request.
   EXPECT_TRUE(stat_is(*fleet, "requests", 2));
+  EXPECT_TRUE(stat_is(*fleet, "admin_requests", 9));
 }
 
 // --- faults as a client sees them ------------------------------------------------
@@ -567,7 +569,9 @@ TEST(MockStatsTest, AbortLagWithTheAbsoluteDeadlineHeader) {
   EXPECT_GE(s["abort_lag_ms"]["p50"].get<double>(), 180.0);
   EXPECT_LT(s["abort_lag_ms"]["max"].get<double>(), 1500.0);
   EXPECT_GE(s["work_past_deadline_ms"].get<double>(), 180.0);
-  EXPECT_EQ(s["completed_after_deadline"], 0);
+  // It ended as the client leaving, not as the mock giving up or answering.
+  EXPECT_EQ(s["completed"], 0);
+  EXPECT_EQ(s["no_response"], 0);
   EXPECT_EQ(http_get(url, "/", "X-Orchlab-Deadline-Ns: soon\r\n").status, 400);
 }
 

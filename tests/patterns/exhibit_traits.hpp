@@ -25,8 +25,13 @@ inline constexpr Traits kExhibits[] = {
     {"cancellable-group+collect-all", true, false, true, false, true},
 };
 
-/// Generous: the machine is shared and sanitizers slow thread starts.
-inline constexpr std::chrono::milliseconds kMargin{350};
+/// Generous: the machine is shared and sanitizers slow thread starts. Every
+/// slow call in the exhibit tests lasts at least deadline + kMargin + 1 s, so
+/// "returned within the deadline" and "waited for the slow call" stay apart.
+inline constexpr std::chrono::milliseconds kMargin{1000};
+/// How long the tests' slow calls (and hangs) last.
+inline constexpr int kSlowMs = 2500;
+inline constexpr std::chrono::milliseconds kSlow{kSlowMs};
 
 /// gtest-safe parameter name ("cancellable_group_collect_all").
 inline std::string test_name(const Traits& t) {

@@ -23,6 +23,8 @@ using testing::FakeStats;
 
 using testing::kExhibits;
 using testing::kMargin;
+using testing::kSlow;
+using testing::kSlowMs;
 using testing::Traits;
 
 struct RunResult {
@@ -77,7 +79,7 @@ TEST_P(ExhibitFakeTest, HealthyIsComplete) {
 
 TEST_P(ExhibitFakeTest, SlowCallBeyondTheDeadline) {
   const Traits t = GetParam();
-  const RunResult r = run({fake_call(5), fake_call(5), fake_call(800)}, 150ms);
+  const RunResult r = run({fake_call(5), fake_call(5), fake_call(kSlowMs)}, 150ms);
   if (t.meets_deadline) {
     EXPECT_GE(r.took, 140ms);
     EXPECT_LT(r.took, 150ms + kMargin);
@@ -89,7 +91,7 @@ TEST_P(ExhibitFakeTest, SlowCallBeyondTheDeadline) {
     EXPECT_EQ(r.out.slots[0].has_value(), t.keeps_partial);
     EXPECT_EQ(r.out.slots[1].has_value(), t.keeps_partial);
   } else {
-    EXPECT_GE(r.took, 790ms);  // it waited for the slow call: the overshoot
+    EXPECT_GE(r.took, kSlow - 10ms);  // it waited for the slow call: the overshoot
     EXPECT_EQ(r.out.verdict, Verdict::complete);
   }
   EXPECT_EQ(r.live_at_return > 0, t.leaks);
@@ -102,19 +104,20 @@ TEST_P(ExhibitFakeTest, FailFastError) {
   const Traits t = GetParam();
   // The failing call goes last, so both siblings are running when it fails
   // (a stopped group starts no more calls).
-  const RunResult r = run({fake_call(800), fake_call(800), fake_call(5, 503)}, 300ms);
+  const RunResult r =
+      run({fake_call(kSlowMs), fake_call(kSlowMs), fake_call(5, 503)}, 1000ms);
   ASSERT_EQ(r.out.slots.size(), 3u);
   ASSERT_TRUE(!t.keeps_partial || r.out.slots[2].has_value());
   if (t.returns_on_error) {
-    EXPECT_LT(r.took, 200ms);
+    EXPECT_LT(r.took, 700ms);  // long before the deadline
     EXPECT_EQ(r.out.error, "HTTP 503");
     EXPECT_EQ(r.out.slots[2]->status, 503);
   } else if (t.meets_deadline) {
-    EXPECT_GE(r.took, 290ms);  // the error did not end it; the deadline did
-    EXPECT_LT(r.took, 300ms + kMargin);
+    EXPECT_GE(r.took, 990ms);  // the error did not end it; the deadline did
+    EXPECT_LT(r.took, 1000ms + kMargin);
     EXPECT_EQ(r.out.verdict, Verdict::timed_out);
   } else {
-    EXPECT_GE(r.took, 790ms);
+    EXPECT_GE(r.took, kSlow - 10ms);
     EXPECT_EQ(r.out.error, "HTTP 503");
   }
   EXPECT_EQ(stats_->aborts.load(), t.cancels ? 2 : 0);
@@ -128,20 +131,33 @@ TEST_P(ExhibitFakeTest, FailFastError) {
 
 TEST_P(ExhibitFakeTest, HangLeavesNothingBehindOnlyWhenJoined) {
   const Traits t = GetParam();
-  const RunResult r = run({fake_call(5), fake_call(1500), fake_call(5)}, 100ms);
+  const RunResult r = run({fake_call(5), fake_call(kSlowMs), fake_call(5)}, 100ms);
   if (t.meets_deadline) {
     EXPECT_LT(r.took, 100ms + kMargin);
+    EXPECT_EQ(r.out.verdict, Verdict::timed_out);
   } else {
-    EXPECT_GE(r.took, 1490ms);  // it sits out the whole hang
+    EXPECT_GE(r.took, kSlow - 10ms);  // it sits out the whole hang
   }
+  ASSERT_EQ(r.out.slots.size(), 3u);
+  EXPECT_EQ(r.out.slots[1].has_value(), !t.meets_deadline);  // answered only if waited for
   EXPECT_EQ(r.live_at_return == 0, !t.leaks);
   EXPECT_EQ(stats_->aborts.load(), t.cancels ? 1 : 0);
 }
 
 TEST_P(ExhibitFakeTest, OutcomeHasOneSlotPerCall) {
-  const RunResult r = run({}, 100ms);
-  EXPECT_TRUE(r.out.slots.empty());
-  EXPECT_EQ(r.out.verdict, Verdict::complete);
+  const RunResult none = run({}, 100ms);
+  EXPECT_TRUE(none.out.slots.empty());
+  EXPECT_EQ(none.out.verdict, Verdict::complete);
+  // Slot i answers call i, though the calls end in the reverse order.
+  std::vector<Call> calls;
+  for (int i = 0; i < 7; ++i) calls.push_back(fake_call(5 + 15 * (6 - i), 200 + i));
+  const RunResult r = run(calls, 5s);
+  EXPECT_EQ(r.out.verdict, Verdict::complete) << r.out.error;
+  ASSERT_EQ(r.out.slots.size(), 7u);
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(r.out.slots[i].has_value()) << i;
+    EXPECT_EQ(r.out.slots[i]->status, 200 + i);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Exhibits, ExhibitFakeTest, ::testing::ValuesIn(kExhibits),

@@ -23,20 +23,21 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using testing::kExhibits;
 using testing::kMargin;
+using testing::kSlow;
 using testing::Traits;
 
 // Three fast services; each test shapes its calls through the query
-// (delay_ms, status, fault=hang). A forced hang closes after 1.5 s, which
+// (delay_ms, status, fault=hang). A forced hang closes after 2.5 s, which
 // bounds how long a leaked call can live.
 constexpr const char* kFleet = R"({
   "bind": "127.0.0.1",
   "services": [
     {"name": "a", "port": 0, "body_bytes": 64, "latency": {"dist": "fixed", "ms": 2},
-     "faults": [{"kind": "hang", "max_ms": 1500, "every_nth": 1000000000}]},
+     "faults": [{"kind": "hang", "max_ms": 2500, "every_nth": 1000000000}]},
     {"name": "b", "port": 0, "body_bytes": 64, "latency": {"dist": "fixed", "ms": 2},
-     "faults": [{"kind": "hang", "max_ms": 1500, "every_nth": 1000000000}]},
+     "faults": [{"kind": "hang", "max_ms": 2500, "every_nth": 1000000000}]},
     {"name": "c", "port": 0, "body_bytes": 64, "latency": {"dist": "fixed", "ms": 2},
-     "faults": [{"kind": "hang", "max_ms": 1500, "every_nth": 1000000000}]}]})";
+     "faults": [{"kind": "hang", "max_ms": 2500, "every_nth": 1000000000}]}]})";
 
 struct RunResult {
   Outcome out;
@@ -107,6 +108,7 @@ TEST_P(ExhibitMockTest, HealthyIsComplete) {
   const RunResult r = run(*pattern_, {call("a"), call("b"), call("c")}, 2s);
   EXPECT_EQ(r.out.verdict, Verdict::complete) << r.out.error;
   EXPECT_EQ(r.out.error, "");
+  ASSERT_EQ(r.out.slots.size(), 3u);
   for (const auto& s : r.out.slots) {
     ASSERT_TRUE(s.has_value());
     EXPECT_EQ(s->status, 200);
@@ -118,7 +120,7 @@ TEST_P(ExhibitMockTest, HealthyIsComplete) {
 
 TEST_P(ExhibitMockTest, SlowServiceBeyondTheDeadline) {
   const Traits t = GetParam();
-  const RunResult r = run(*pattern_, {call("a"), call("b"), call("c", "delay_ms=800")}, 150ms);
+  const RunResult r = run(*pattern_, {call("a"), call("b"), call("c", "delay_ms=2500")}, 150ms);
   if (t.meets_deadline) {
     EXPECT_LT(r.took, 150ms + kMargin);
     EXPECT_EQ(r.out.verdict, Verdict::timed_out);
@@ -126,7 +128,7 @@ TEST_P(ExhibitMockTest, SlowServiceBeyondTheDeadline) {
     EXPECT_EQ(r.out.slots[0].has_value(), t.keeps_partial);  // partial results
     EXPECT_EQ(r.out.slots[1].has_value(), t.keeps_partial);
   } else {
-    EXPECT_GE(r.took, 790ms);  // the overshoot: it waited for the slow call
+    EXPECT_GE(r.took, kSlow - 10ms);  // the overshoot: it waited for the slow call
     EXPECT_EQ(r.out.verdict, Verdict::complete);
   }
   EXPECT_EQ(r.live_at_return > 0, t.leaks);
@@ -145,18 +147,18 @@ TEST_P(ExhibitMockTest, FailFastCancelsSiblingsOnlyInTheGroup) {
   // (a stopped group starts no more calls).
   const RunResult r = run(
       *pattern_,
-      {call("a", "delay_ms=800"), call("b", "delay_ms=800"), call("c", "status=503&delay_ms=50")},
-      300ms);
+      {call("a", "delay_ms=2500"), call("b", "delay_ms=2500"), call("c", "status=503&delay_ms=50")},
+      1000ms);
   if (t.returns_on_error) {
-    EXPECT_LT(r.took, 250ms);
+    EXPECT_LT(r.took, 700ms);  // long before the deadline
     EXPECT_EQ(r.out.error, "HTTP 503");
     ASSERT_TRUE(r.out.slots[2].has_value());
     EXPECT_EQ(r.out.slots[2]->status, 503);
   } else if (t.meets_deadline) {
-    EXPECT_GE(r.took, 290ms);  // the error did not end it; the deadline did
-    EXPECT_LT(r.took, 300ms + kMargin);
+    EXPECT_GE(r.took, 990ms);  // the error did not end it; the deadline did
+    EXPECT_LT(r.took, 1000ms + kMargin);
   } else {
-    EXPECT_GE(r.took, 790ms);
+    EXPECT_GE(r.took, kSlow - 10ms);
     EXPECT_EQ(r.out.error, "HTTP 503");
   }
   if (t.leaks) {
@@ -178,13 +180,24 @@ TEST_P(ExhibitMockTest, HangLeavesNothingBehindOnlyWhenJoined) {
   const RunResult r = run(*pattern_, {call("a"), call("b", "fault=hang"), call("c")}, 100ms);
   if (t.meets_deadline) {
     EXPECT_LT(r.took, 100ms + kMargin);
+    EXPECT_EQ(r.out.verdict, Verdict::timed_out);
   } else {
-    EXPECT_GE(r.took, 1400ms);  // sat out the hang until the mock closed it
+    EXPECT_GE(r.took, kSlow - 100ms);  // sat out the hang until the mock closed it
   }
+  ASSERT_EQ(r.out.slots.size(), 3u);
+  // No answer from the hung call: an empty slot, or (for the one that waited
+  // until the mock gave up) a transport error.
+  EXPECT_FALSE(r.out.slots[1] && r.out.slots[1]->error == ReplyError::none);
   EXPECT_EQ(r.live_at_return == 0, !t.leaks);
   ASSERT_TRUE(census::wait_idle(10s));
   if (t.cancels) {
+    // The service saw the client leave; it never had to give up itself.
     EXPECT_GE(wait_stat("client_aborts", 1), 1);
+    EXPECT_EQ(stat("no_response"), 0);
+  } else {
+    // Nobody told the service: the hang ran until the mock closed it.
+    EXPECT_GE(wait_stat("no_response", 1), 1);
+    EXPECT_EQ(stat("client_aborts"), 0);
   }
 }
 

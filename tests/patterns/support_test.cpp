@@ -196,10 +196,13 @@ TEST(ChannelTest, SendBlocksWhileFull) {
   Channel<int> ch(1);
   ASSERT_TRUE(ch.send(1));
   std::atomic<bool> sent{false};
+  std::latch sending(1);
   std::jthread sender([&] {
+    sending.count_down();  // about to send into a full channel
     ch.send(2);
     sent = true;
   });
+  sending.wait();
   std::this_thread::sleep_for(50ms);
   EXPECT_FALSE(sent.load());
   EXPECT_EQ(ch.receive(), 1);
