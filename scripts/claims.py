@@ -20,6 +20,7 @@ HEALTHY, HANG, FAIL, ZERO, WIDE = "healthy", "one-hangs", "fail-fast", "zero-del
 SOUP, LATCH, MUTEX = "channel-soup", "latch-select", "mutex-aggregation"
 GROUP, BOUNDED, ASYNC = "cancellable-group", "bounded-group", "async-group"
 GROUPS = (GROUP, BOUNDED, ASYNC)
+WAITS_ALL = GROUP + "+collect-all"  # waits for every call that is not cut off by the deadline
 ORPHAN_METRICS = ("leaked_tasks_at_return", "leaked_tasks_end", "late_completions", "zombie_task_s")
 SLOTS = ("slots-packed", "slots-padded")
 SUPPORTED, REFUTED, NUANCED, NODATA = "supported", "refuted", "nuanced", "insufficient-data"
@@ -88,8 +89,9 @@ TABLE_RULES = [
     ("Leak risk", "over every scenario: **none** when leaked tasks at return and at the end, late "
      "completions and zombie task time are all 0; otherwise **yes**, with the worst scenario."),
     ("Error propagation", f"from `{FAIL}`: **cancels siblings** when the services saw client aborts; "
-     f"**returns early** when there were none but the p50 latency is below half of `{HEALTHY}`'s "
-     "(same pattern); **waits for all** otherwise."),
+     f"**returns early** when there were none but the p50 latency is below half of `{WAITS_ALL}`'s "
+     f"in `{FAIL}` (a pattern that waits for every call by design: the slow siblings' time); "
+     "**waits for all** otherwise."),
     ("Multi-core safe", f"lock wait as a share of call time, Σ lock_wait_ns / Σ (real_time × iterations × "
      f"fanout), in `{ZERO}`, else `{HEALTHY}`: "
      "**yes** below 1 %, **contended** from 1 % to 10 %, **serialises** above 10 %. Every exhibit "
@@ -146,18 +148,22 @@ def error_cell(report, p):
     """The Error propagation column for a pattern."""
     if not has_cells(report, FAIL, p):
         return f"n/a (no `{FAIL}` cells)"
-    aborts = per_orch(report, FAIL, p, "server_client_aborts") or 0
+    aborts = per_orch(report, FAIL, p, "server_client_aborts")
     p50 = _us_to_ms(cell_median(report, FAIL, p, "p50_us"))
-    healthy = _us_to_ms(cell_median(report, HEALTHY, p, "p50_us"))
+    waits = _us_to_ms(cell_median(report, FAIL, WAITS_ALL, "p50_us"))
     n = orchestrations(report, FAIL, p)
     failed = ((pooled_total(report, FAIL, p, "failed") or 0) + (pooled_total(report, FAIL, p, "partial") or 0))
     share = f"{100.0 * failed / n:.0f}% failed or partial" if n else ""
-    lat = f"p50 {_n(p50)} ms" + (f" vs {_n(healthy)} ms healthy" if healthy else "")
+    lat = f"p50 {_n(p50)} ms" + (f" vs {_n(waits)} ms for `{WAITS_ALL}`" if waits and p != WAITS_ALL else "")
     detail = f"{lat}; client aborts {_n(aborts)}/orchestration; {share}"
+    if aborts is None:
+        return f"insufficient data (no client-abort counts from the services): {lat}"
     if aborts > 0:
         return f"**cancels siblings**: {detail}"
-    if p50 is not None and healthy and p50 < 0.5 * healthy:
+    if p50 is not None and waits and p50 < 0.5 * waits:
         return f"**returns early**: {detail}"
+    if p50 is None or not waits:
+        return f"insufficient data (no `{FAIL}` p50 for `{WAITS_ALL}` to compare with): {detail}"
     return f"**waits for all**: {detail}"
 
 
@@ -494,10 +500,10 @@ def claim_semaphore(report, _runs, _src):
 def claim_async_threads(report, runs, _src):
     """Async I/O removes the per-call thread."""
     c = Claim("async-no-thread", "Async I/O removes the per-call thread.",
-              f"Over the feasible {ASYNC} cells: calls in flight F = fanout × concurrency (largest cell), "
+              f"Over the feasible {ASYNC} cells: calls outstanding F = fanout × concurrency (largest cell), "
               f"threads = that cell's highest OS-thread peak (callers included). **supported** when F >= {MANY_CALLS} and threads < "
               f"{FEW_THREADS}; **refuted** when threads >= F/2 (they grow with the calls); **nuanced** otherwise; "
-              f"insufficient data without a cell of >= {MANY_CALLS} calls in flight.")
+              f"insufficient data without a cell of >= {MANY_CALLS} calls outstanding.")
     cells = report.select(None, ASYNC)
     if not cells:
         return c.decide(NODATA, f"no feasible {ASYNC} cells")
@@ -506,7 +512,10 @@ def claim_async_threads(report, runs, _src):
     # The peak of that same cell: another cell's peak (e.g. 256 caller threads
     # in concurrency-scaling) says nothing about threads per call.
     threads = max(big.values("threads_peak"), default=None)
-    c.evidence.append(f"{ASYNC}: up to {_n(f)} calls in flight (`{big.key.name}`), OS threads peak {_n(threads)}")
+    wire = max(big.values("server_max_in_flight"), default=None)
+    c.evidence.append(f"{ASYNC}: {_n(f)} calls outstanding at once (`{big.key.name}`: fanout × callers; "
+                      f"the pool puts at most `max_conns_per_host` per service on the wire, the busiest "
+                      f"service saw {_n(wire)} at once), OS threads peak {_n(threads)}")
     same = report.cells.get(big.key._replace(pattern=GROUP))
     if same is not None:
         c.evidence.append(f"{GROUP} in the same cell: " + (f"infeasible ({same.infeasible})" if same.infeasible
@@ -523,11 +532,11 @@ def claim_async_threads(report, runs, _src):
     if threads is None:
         return c.decide(NODATA, "no threads_peak recorded")
     if f < MANY_CALLS:  # a small pool of threads outnumbers a few calls without meaning anything
-        return c.decide(NODATA, f"largest cell has only {f} calls in flight")
+        return c.decide(NODATA, f"largest cell has only {f} calls outstanding")
     if threads >= f / 2:
-        return c.decide(REFUTED, "its threads grow with the calls in flight")
+        return c.decide(REFUTED, "its threads grow with the calls outstanding")
     if threads < FEW_THREADS:
-        return c.decide(SUPPORTED, f"{_n(f)} calls in flight on {_n(threads)} OS threads")
+        return c.decide(SUPPORTED, f"{_n(f)} calls outstanding on {_n(threads)} OS threads")
     return c.decide(NUANCED, "fewer threads than calls, but more than a small pool")
 
 

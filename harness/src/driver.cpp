@@ -166,7 +166,8 @@ void open_caller(const Load& load, int caller, int workers, double rate, CallerS
 // time series and the thread/RSS peaks.
 class Sampler {
  public:
-  explicit Sampler(std::int64_t t0_ns) : t0_ns_(t0_ns), thread_([this] { loop(); }) {}
+  Sampler(std::int64_t t0_ns, std::shared_ptr<census::Ledger> ledger)
+      : t0_ns_(t0_ns), ledger_(std::move(ledger)), thread_([this] { loop(); }) {}
   ~Sampler() { stop(); }
   void stop() {
     {
@@ -186,7 +187,7 @@ class Sampler {
     for (std::int64_t k = 1;; ++k) {
       const auto due = Clock::time_point(std::chrono::nanoseconds(t0_ns_ + k * kBucketNs));
       if (cv_.wait_until(lock, due, [this] { return stopping_; })) return;
-      live_tasks.push_back(census::totals().live_tasks);
+      live_tasks.push_back(ledger_->totals().live_tasks);
       const std::int64_t threads = os_thread_count();
       os_threads.push_back(threads);
       peak_threads = std::max(peak_threads, threads);
@@ -194,6 +195,7 @@ class Sampler {
     }
   }
   std::int64_t t0_ns_;
+  std::shared_ptr<census::Ledger> ledger_;
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stopping_ = false;
@@ -267,7 +269,9 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   const auto stats_before = env.services->stats();
   if (env.client) env.client->reset_stats();
   env.pattern->reset_pool_stats();
-  const auto census0 = census::totals();
+  // This repetition's orchestrations count into a ledger of their own:
+  // leftovers of an earlier repetition that end now are not charged here.
+  const auto ledger = census::install_ledger();
   const auto lock0 = lock_stats();
   const auto use0 = sys::usage();
   const bool hwm_reset = sys::reset_rss_peak();
@@ -281,7 +285,7 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   load.window_end_ns = load.t0_ns + static_cast<std::int64_t>(sc.duration_s * 1e9);
 
   // Drive: C callers, joined before anything is summed.
-  Sampler sampler(load.t0_ns);
+  Sampler sampler(load.t0_ns, ledger);
   std::vector<CallerStats> per_caller(static_cast<std::size_t>(cell.concurrency));
   {
     std::vector<std::thread> callers;
@@ -297,10 +301,12 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   const bool was_interrupted = env.interrupted && env.interrupted->load();
   const std::int64_t callers_done = now_ns();
   m.threads_end = os_thread_count();
-  m.leaked_tasks_end = std::max<std::int64_t>(0, census::totals().live_tasks - census0.live_tasks);
+  m.leaked_tasks_end = ledger->totals().live_tasks;
 
   // Drain: wait (bounded) for what the pattern left running, so this
-  // repetition's zombies never land in the next one's numbers.
+  // repetition's zombies are measured in full and never reach the services'
+  // counters of the next one. (The census metrics are this repetition's
+  // ledger's: tasks that outlive the bound are never charged to the next.)
   const auto drain_start = Clock::now();
   m.drained = census::wait_idle(was_interrupted ? std::chrono::milliseconds(1000) : env.drain_timeout);
   m.drain_ms = std::chrono::duration<double, std::milli>(Clock::now() - drain_start).count();
@@ -332,10 +338,11 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
 
   // Census, locks, rusage, memory, pool: deltas over drive + drain, so the
   // leaked work's cost is charged to the pattern that leaked it.
-  const auto census1 = census::totals();
-  m.leaked_tasks_at_return = census1.leaked_at_return - census0.leaked_at_return;
-  m.late_completions = census1.late_completions - census0.late_completions;
-  m.zombie_task_s = static_cast<double>(census1.zombie_ns - census0.zombie_ns) / 1e9;
+  census::uninstall_ledger();
+  const auto census1 = ledger->totals();
+  m.leaked_tasks_at_return = census1.leaked_at_return;
+  m.late_completions = census1.late_completions;
+  m.zombie_task_s = static_cast<double>(census1.zombie_ns) / 1e9;
   const auto lock1 = lock_stats();
   m.lock_wait_ns = lock1.wait_ns - lock0.wait_ns;
   m.lock_contended = lock1.contended - lock0.contended;

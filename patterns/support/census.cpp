@@ -47,14 +47,64 @@ thread_local std::shared_ptr<Orchestration> t_current;
 
 }  // namespace
 
+struct Ledger::Counters {
+  std::atomic<std::uint64_t> tasks_started{0};
+  std::atomic<std::uint64_t> tasks_finished{0};
+  std::atomic<std::int64_t> live{0};
+  std::atomic<std::uint64_t> orchestrations{0};
+  std::atomic<std::uint64_t> leaked_at_return{0};
+  std::atomic<std::uint64_t> completions{0};
+  std::atomic<std::uint64_t> late_completions{0};
+  std::atomic<std::uint64_t> zombie_ns{0};
+};
+
+Ledger::Ledger() : counters_(std::make_shared<Counters>()) {}
+
+Totals Ledger::totals() const {
+  const Counters& c = *counters_;
+  Totals t;
+  t.tasks_started = c.tasks_started.load();
+  t.tasks_finished = c.tasks_finished.load();
+  t.live_tasks = c.live.load();
+  t.orchestrations = c.orchestrations.load();
+  t.leaked_at_return = c.leaked_at_return.load();
+  t.completions = c.completions.load();
+  t.late_completions = c.late_completions.load();
+  t.zombie_ns = c.zombie_ns.load();
+  return t;
+}
+
+namespace {
+// The installed ledger's counters. Read once per orchestration (Scope), not
+// per task: a plain mutex is cheap enough and keeps out of the lock metrics.
+std::mutex g_ledger_mutex;
+std::shared_ptr<Ledger::Counters>* g_ledger = new std::shared_ptr<Ledger::Counters>;
+}  // namespace
+
+std::shared_ptr<Ledger> install_ledger() {
+  auto ledger = std::make_shared<Ledger>();
+  std::lock_guard lock(g_ledger_mutex);
+  *g_ledger = ledger->counters();
+  return ledger;
+}
+
+void uninstall_ledger() {
+  std::lock_guard lock(g_ledger_mutex);
+  g_ledger->reset();
+}
+
 struct Orchestration::State {
   std::atomic<int> live{0};
   std::atomic<bool> returned{false};
   std::atomic<std::int64_t> returned_at_ns{0};
+  std::shared_ptr<Ledger::Counters> ledger;  // fixed at construction; may be null
 };
 
 Orchestration::Orchestration()
-    : id_(global().next_id.fetch_add(1)), state_(std::make_shared<State>()) {}
+    : id_(global().next_id.fetch_add(1)), state_(std::make_shared<State>()) {
+  std::lock_guard lock(g_ledger_mutex);
+  state_->ledger = *g_ledger;
+}
 
 int Orchestration::live_tasks() const { return state_->live.load(); }
 bool Orchestration::returned() const { return state_->returned.load(); }
@@ -81,6 +131,10 @@ int Scope::mark_returned() {
   auto& g = global();
   g.orchestrations.fetch_add(1);
   g.leaked_at_return.fetch_add(static_cast<std::uint64_t>(live));
+  if (s.ledger) {
+    s.ledger->orchestrations.fetch_add(1);
+    s.ledger->leaked_at_return.fetch_add(static_cast<std::uint64_t>(live));
+  }
   return live;
 }
 
@@ -96,7 +150,13 @@ Task::Task(std::shared_ptr<Orchestration> o) : orch_(std::move(o)) {
   auto& g = global();
   g.tasks_started.fetch_add(1);
   g.live.fetch_add(1);
-  if (orch_) orch_->state_->live.fetch_add(1);
+  if (orch_) {
+    orch_->state_->live.fetch_add(1);
+    if (auto& l = orch_->state_->ledger) {
+      l->tasks_started.fetch_add(1);
+      l->live.fetch_add(1);
+    }
+  }
 }
 
 Task::~Task() {
@@ -104,9 +164,16 @@ Task::~Task() {
   if (orch_) {
     auto& s = *orch_->state_;
     s.live.fetch_sub(1);
+    std::uint64_t zombie = 0;
     if (s.returned.load()) {
       const std::int64_t past = now_ns() - s.returned_at_ns.load();
-      if (past > 0) g.zombie_ns.fetch_add(static_cast<std::uint64_t>(past));
+      if (past > 0) zombie = static_cast<std::uint64_t>(past);
+    }
+    g.zombie_ns.fetch_add(zombie);
+    if (auto& l = s.ledger) {
+      l->zombie_ns.fetch_add(zombie);
+      l->tasks_finished.fetch_add(1);
+      l->live.fetch_sub(1);
     }
   }
   g.tasks_finished.fetch_add(1);
@@ -120,7 +187,12 @@ Task::~Task() {
 void note_completion(Orchestration* o) {
   auto& g = global();
   g.completions.fetch_add(1);
-  if (o != nullptr && o->returned()) g.late_completions.fetch_add(1);
+  const bool late = o != nullptr && o->returned();
+  if (late) g.late_completions.fetch_add(1);
+  if (o != nullptr && o->state_->ledger) {
+    o->state_->ledger->completions.fetch_add(1);
+    if (late) o->state_->ledger->late_completions.fetch_add(1);
+  }
 }
 
 void note_completion() { note_completion(t_current.get()); }

@@ -4,9 +4,13 @@ from . import stats
 
 
 def pooled_total(report, scenario, pattern, metric):
-    """A counter summed over every feasible cell and repetition; None when never recorded."""
-    vals = [v for c in report.select(scenario, pattern) for v in c.values(metric)]
-    return sum(vals) if vals else None
+    """A counter summed over every feasible cell and repetition; None when any of them did
+    not record it (null means "not measured", never 0: a partial sum would read as fewer)."""
+    cells = report.select(scenario, pattern)
+    vals = [v for c in cells for v in c.values(metric)]
+    if not vals or len(vals) != sum(len(c.reps) for c in cells):
+        return None
+    return sum(vals)
 
 
 def orchestrations(report, scenario, pattern):

@@ -200,3 +200,35 @@ def test_false_sharing_needs_more_than_one_noisy_thread_count(tmp_path):
     shared = _slots_micro({2: 0.6, 4: 0.7, 8: 0.8, 16: 0.8, 32: 0.85, 64: 0.95})
     _, claims = claims_json(REPORT, "--micro", write(tmp_path, "shared.json", shared))
     assert claims["slots-win"]["verdict"] == "nuanced", claims["slots-win"]
+
+
+def _error_propagation(doc_or_path):
+    doc, _ = claims_json(doc_or_path)
+    return {row["pattern"]: row["error_propagation"] for row in doc["table"]}
+
+
+def test_error_propagation_is_judged_against_a_pattern_that_waits_for_all(sample, tmp_path):
+    # The sample: channel-soup returns on the first error (p50 ~10 ms) while the
+    # collect-all group waits for the ~50 ms siblings; latch-select waits too.
+    cells = _error_propagation(REPORT)
+    assert cells["channel-soup"].startswith("**returns early**"), cells["channel-soup"]
+    assert cells["latch-select"].startswith("**waits for all**"), cells["latch-select"]
+    assert cells["cancellable-group"].startswith("**cancels siblings**")
+    # Slow channel-soup down to the siblings' time: now it waits for all.
+    doc = copy.deepcopy(sample)
+    for b in iteration_entries(doc, "fail-fast", "channel-soup"):
+        b["p50_us"] = 50000.0
+    assert _error_propagation(write(tmp_path, "slow.json", doc))["channel-soup"].startswith(
+        "**waits for all**")
+    # Without the reference pattern there is nothing to judge "early" against.
+    doc = copy.deepcopy(sample)
+    doc["benchmarks"] = [b for b in doc["benchmarks"] if not (
+        b.get("scenario") == "fail-fast" and b.get("pattern") == "cancellable-group+collect-all")]
+    assert _error_propagation(write(tmp_path, "noref.json", doc))["channel-soup"].startswith(
+        "insufficient data")
+    # Client aborts not measured (null) is no data, not "0 aborts".
+    doc = copy.deepcopy(sample)
+    for b in iteration_entries(doc, "fail-fast", "cancellable-group"):
+        b["server_client_aborts"] = None
+    assert _error_propagation(write(tmp_path, "null.json", doc))["cancellable-group"].startswith(
+        "insufficient data")

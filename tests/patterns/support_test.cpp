@@ -92,6 +92,49 @@ TEST_F(CensusTest, LateCompletionCounted) {
   EXPECT_EQ(census::totals().late_completions - before.late_completions, 1u);
 }
 
+TEST_F(CensusTest, ALedgerKeepsItsOwnOrchestrationsLeftoversToItself) {
+  // Repetition A leaks a task that ends only while repetition B is measured:
+  // its zombie time and late completion are A's, B's ledger stays clean.
+  auto release = std::make_shared<std::latch>(1);
+  const auto a = census::install_ledger();
+  {
+    census::Scope scope;
+    go([release] {
+      release->wait();
+      std::this_thread::sleep_for(20ms);
+      census::note_completion();
+    });
+  }
+  EXPECT_EQ(a->totals().leaked_at_return, 1u);
+  EXPECT_EQ(a->totals().live_tasks, 1);
+  const auto b = census::install_ledger();
+  {
+    census::Scope scope;
+    spawn_tracked([](std::stop_token) { census::note_completion(); }).join();
+  }
+  release->count_down();
+  ASSERT_TRUE(census::wait_idle(5s));
+  census::uninstall_ledger();
+  const auto ta = a->totals();
+  EXPECT_EQ(ta.orchestrations, 1u);
+  EXPECT_EQ(ta.tasks_finished, 1u);
+  EXPECT_EQ(ta.live_tasks, 0);
+  EXPECT_EQ(ta.late_completions, 1u);
+  EXPECT_GE(ta.zombie_ns, 10'000'000u);
+  const auto tb = b->totals();
+  EXPECT_EQ(tb.orchestrations, 1u);
+  EXPECT_EQ(tb.tasks_started, 1u);
+  EXPECT_EQ(tb.leaked_at_return, 0u);
+  EXPECT_EQ(tb.completions, 1u);
+  EXPECT_EQ(tb.late_completions, 0u);
+  EXPECT_EQ(tb.zombie_ns, 0u);
+  // Outside any ledger, orchestrations count in the process totals only.
+  {
+    census::Scope scope;
+  }
+  EXPECT_EQ(b->totals().orchestrations, 1u);
+}
+
 TEST_F(CensusTest, SpawnedThreadsInheritTheCurrentOrchestration) {
   census::Scope scope;
   std::shared_ptr<census::Orchestration> seen_go, seen_nested;

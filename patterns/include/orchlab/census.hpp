@@ -106,6 +106,30 @@ struct Totals {
 };
 Totals totals();
 
+/// The same counters for one measurement: every orchestration opened while a
+/// ledger is installed counts into it (as well as into the process totals),
+/// and so do its tasks and completions, however late they end. The harness
+/// installs one per repetition, so leftovers of an earlier repetition that
+/// end during this one are charged to their own ledger, never to this one.
+class Ledger {
+ public:
+  Ledger();
+  /// live_tasks: tasks of this ledger's orchestrations still running.
+  Totals totals() const;
+
+  struct Counters;  ///< opaque: defined in census.cpp
+  const std::shared_ptr<Counters>& counters() const { return counters_; }
+
+ private:
+  std::shared_ptr<Counters> counters_;
+};
+
+/// Makes a new ledger the one orchestrations opened from now on (on any
+/// thread) count into, and returns it. Replaces the previous one.
+std::shared_ptr<Ledger> install_ledger();
+/// Orchestrations opened from now on count into no ledger.
+void uninstall_ledger();
+
 /// Blocks until no registered task is live or `timeout` passes. Returns true
 /// when the census drained.
 bool wait_idle(std::chrono::milliseconds timeout);

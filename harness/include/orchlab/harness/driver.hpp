@@ -32,8 +32,11 @@ struct CellEnv {
   Services* services = nullptr;
   /// Set asynchronously (SIGINT): callers stop starting orchestrations.
   const std::atomic<bool>* interrupted = nullptr;
-  /// Upper bound of the post-repetition wait for leaked tasks.
-  std::chrono::milliseconds drain_timeout{6000};
+  /// Upper bound of the post-repetition wait for leaked tasks. Long enough
+  /// for one-hangs' cascades (leaked calls queued behind hung ones for pool
+  /// connections); a census ledger per repetition keeps whatever outlives it
+  /// out of the next repetition's census metrics anyway.
+  std::chrono::milliseconds drain_timeout{30000};
   int family_index = 0;
   int per_family_instance_index = 0;
 };
