@@ -60,8 +60,10 @@ struct Ledger::Counters {
 
 Ledger::Ledger() : counters_(std::make_shared<Counters>()) {}
 
-Totals Ledger::totals() const {
-  const Counters& c = *counters_;
+namespace {
+// The process-wide counters and a ledger's have the same fields.
+template <class Counters>
+Totals read(const Counters& c) {
   Totals t;
   t.tasks_started = c.tasks_started.load();
   t.tasks_finished = c.tasks_finished.load();
@@ -73,6 +75,9 @@ Totals Ledger::totals() const {
   t.zombie_ns = c.zombie_ns.load();
   return t;
 }
+}  // namespace
+
+Totals Ledger::totals() const { return read(*counters_); }
 
 namespace {
 // The installed ledger's counters. Read once per orchestration (Scope), not
@@ -197,19 +202,7 @@ void note_completion(Orchestration* o) {
 
 void note_completion() { note_completion(t_current.get()); }
 
-Totals totals() {
-  auto& g = global();
-  Totals t;
-  t.tasks_started = g.tasks_started.load();
-  t.tasks_finished = g.tasks_finished.load();
-  t.live_tasks = g.live.load();
-  t.orchestrations = g.orchestrations.load();
-  t.leaked_at_return = g.leaked_at_return.load();
-  t.completions = g.completions.load();
-  t.late_completions = g.late_completions.load();
-  t.zombie_ns = g.zombie_ns.load();
-  return t;
-}
+Totals totals() { return read(global()); }
 
 bool wait_idle(std::chrono::milliseconds timeout) {
   auto& g = global();
