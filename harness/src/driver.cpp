@@ -15,7 +15,7 @@ namespace orchlab::harness {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr std::int64_t kBucketNs = 100'000'000;  // the time series' 100 ms
+constexpr std::int64_t kBucketNs = 100'000'000;   // the time series' 100 ms
 constexpr std::int64_t kLateStartNs = 1'000'000;  // open loop: a start this late is "late"
 // The path every call requests; the mock answers any path that is not an
 // admin route, so it only makes the calls recognisable in a capture.
@@ -23,7 +23,8 @@ constexpr const char* kCallPath = "/orchestrate";
 
 std::int64_t now_ns() {
   // steady_clock is CLOCK_MONOTONIC on Linux, the clock X-Orchlab-Deadline-Ns uses.
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
 }
 
 std::uint64_t splitmix64(std::uint64_t x) {
@@ -65,14 +66,15 @@ Plan make_plan(const Load& load) {
   Plan plan;
   plan.deadline = std::chrono::milliseconds(load.env->cell->scenario->deadline_ms);
   plan.calls.resize(static_cast<std::size_t>(load.env->cell->fanout));
-  for (std::size_t i = 0; i < plan.calls.size(); ++i) plan.calls[i].url = load.call_urls[i % load.call_urls.size()];
+  for (std::size_t i = 0; i < plan.calls.size(); ++i)
+    plan.calls[i].url = load.call_urls[i % load.call_urls.size()];
   return plan;
 }
 
 // One orchestration: the census scope around run() is what attributes the
 // tasks it leaves behind to it.
-void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t intended_ns, Plan& plan,
-                 CallerStats& s) {
+void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t intended_ns,
+                 Plan& plan, CallerStats& s) {
   const std::int64_t start = now_ns();
   for (std::size_t i = 0; i < plan.calls.size(); ++i) {
     plan.calls[i].key = call_key(load.repetition, caller, seq, static_cast<int>(i));
@@ -96,7 +98,8 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
   ++s.orchestrations;
   // Open loop: from the intended start, so a stalled schedule shows.
   s.latency_ns.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, end - intended_ns)));
-  s.overshoot_ns.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, end - start - load.deadline_ns)));
+  s.overshoot_ns.record(
+      static_cast<std::uint64_t>(std::max<std::int64_t>(0, end - start - load.deadline_ns)));
   if (threw) {
     ++s.failed;
     s.calls += plan.calls.size();
@@ -104,10 +107,18 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
     return;
   }
   switch (out.verdict) {
-    case Verdict::complete: ++s.complete; break;
-    case Verdict::partial: ++s.partial; break;
-    case Verdict::failed: ++s.failed; break;
-    case Verdict::timed_out: ++s.timed_out; break;
+    case Verdict::complete:
+      ++s.complete;
+      break;
+    case Verdict::partial:
+      ++s.partial;
+      break;
+    case Verdict::failed:
+      ++s.failed;
+      break;
+    case Verdict::timed_out:
+      ++s.timed_out;
+      break;
   }
   s.calls += plan.calls.size();
   for (std::size_t i = 0; i < plan.calls.size(); ++i) {
@@ -116,10 +127,18 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
       continue;
     }
     switch (out.slots[i]->error) {
-      case ReplyError::none: ++s.ok; break;
-      case ReplyError::http: ++s.http; break;
-      case ReplyError::transport: ++s.transport; break;
-      case ReplyError::cancelled: ++s.cancelled; break;
+      case ReplyError::none:
+        ++s.ok;
+        break;
+      case ReplyError::http:
+        ++s.http;
+        break;
+      case ReplyError::transport:
+        ++s.transport;
+        break;
+      case ReplyError::cancelled:
+        ++s.cancelled;
+        break;
     }
   }
 }
@@ -146,7 +165,8 @@ void open_caller(const Load& load, int caller, int workers, double rate, CallerS
       std::ceil(static_cast<double>(load.window_end_ns - load.t0_ns) / period_ns));
   const auto step = static_cast<std::uint64_t>(workers);
   for (std::uint64_t k = static_cast<std::uint64_t>(caller), seq = 0; k < total; k += step, ++seq) {
-    const std::int64_t intended = load.t0_ns + static_cast<std::int64_t>(static_cast<double>(k) * period_ns);
+    const std::int64_t intended =
+        load.t0_ns + static_cast<std::int64_t>(static_cast<double>(k) * period_ns);
     std::int64_t now = now_ns();
     while (intended > now && !interrupted(load)) {
       const auto nap = std::min<std::int64_t>(intended - now, 50'000'000);
@@ -235,12 +255,13 @@ std::optional<std::string> infeasible_reason(const Cell& cell, std::size_t servi
     return "needs ~" + std::to_string(threads) + " threads (" + std::to_string(c) + " callers x " +
            std::to_string(f) + " calls), over a quarter of the " + std::to_string(limits.threads) +
            " the system can still create (" + limits.threads_bound + ")";
-  const std::int64_t conns = std::min<std::int64_t>(
-      c * f, static_cast<std::int64_t>(service_count) * static_cast<std::int64_t>(sc.max_conns_per_host));
+  const std::int64_t conns =
+      std::min<std::int64_t>(c * f, static_cast<std::int64_t>(service_count) *
+                                        static_cast<std::int64_t>(sc.max_conns_per_host));
   const std::int64_t fds = conns * (embedded_services ? 2 : 1) + 64;
   if (fds > limits.fds / 2)
-    return "needs ~" + std::to_string(fds) + " file descriptors, over half of the " + std::to_string(limits.fds) +
-           " RLIMIT_NOFILE leaves";
+    return "needs ~" + std::to_string(fds) + " file descriptors, over half of the " +
+           std::to_string(limits.fds) + " RLIMIT_NOFILE leaves";
   return std::nullopt;
 }
 
@@ -292,7 +313,8 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
     callers.reserve(per_caller.size());
     for (int c = 0; c < cell.concurrency; ++c) {
       if (sc.mode == Mode::open)
-        callers.emplace_back(open_caller, std::cref(load), c, cell.concurrency, sc.rate, std::ref(per_caller[c]));
+        callers.emplace_back(open_caller, std::cref(load), c, cell.concurrency, sc.rate,
+                             std::ref(per_caller[c]));
       else
         callers.emplace_back(closed_caller, std::cref(load), c, std::ref(per_caller[c]));
     }
@@ -308,7 +330,8 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   // counters of the next one. (The census metrics are this repetition's
   // ledger's: tasks that outlive the bound are never charged to the next.)
   const auto drain_start = Clock::now();
-  m.drained = census::wait_idle(was_interrupted ? std::chrono::milliseconds(1000) : env.drain_timeout);
+  m.drained =
+      census::wait_idle(was_interrupted ? std::chrono::milliseconds(1000) : env.drain_timeout);
   m.drain_ms = std::chrono::duration<double, std::milli>(Clock::now() - drain_start).count();
   sampler.stop();
   const std::int64_t drain_end = now_ns();
@@ -367,16 +390,20 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   // The time series: callers' buckets summed, sampler's aligned to t0.
   auto& ser = m.series;
   ser.window_ms = static_cast<double>(callers_done - load.t0_ns) / 1e6;
-  const auto buckets = static_cast<std::size_t>((drain_end - load.t0_ns + kBucketNs - 1) / kBucketNs);
+  const auto buckets =
+      static_cast<std::size_t>((drain_end - load.t0_ns + kBucketNs - 1) / kBucketNs);
   ser.started.assign(buckets, 0);
   ser.finished.assign(buckets, 0);
   for (const auto& s : per_caller) {
-    for (std::size_t i = 0; i < s.started.size() && i < buckets; ++i) ser.started[i] += s.started[i];
-    for (std::size_t i = 0; i < s.finished.size() && i < buckets; ++i) ser.finished[i] += s.finished[i];
+    for (std::size_t i = 0; i < s.started.size() && i < buckets; ++i)
+      ser.started[i] += s.started[i];
+    for (std::size_t i = 0; i < s.finished.size() && i < buckets; ++i)
+      ser.finished[i] += s.finished[i];
   }
   std::int64_t in_flight = 0;
   for (std::size_t i = 0; i < buckets; ++i) {
-    in_flight += static_cast<std::int64_t>(ser.started[i]) - static_cast<std::int64_t>(ser.finished[i]);
+    in_flight +=
+        static_cast<std::int64_t>(ser.started[i]) - static_cast<std::int64_t>(ser.finished[i]);
     ser.in_flight.push_back(in_flight);
   }
   ser.live_tasks = sampler.live_tasks;

@@ -602,15 +602,15 @@ class Session : public std::enable_shared_from_this<Session> {
       self->write_timed_out_ = true;
       self->write_cancel_.emit(net::cancellation_type::terminal);
     });
-    net::async_write(stream_.socket(), buffers,
-                     net::bind_cancellation_slot(
-                         write_cancel_.slot(),
-                         [self = shared_from_this(), handler = std::move(handler)](
-                             beast::error_code ec, std::size_t) mutable {
-                           self->writing_ = false;
-                           self->write_timer_.cancel();
-                           handler(ec);
-                         }));
+    net::async_write(
+        stream_.socket(), buffers,
+        net::bind_cancellation_slot(write_cancel_.slot(),
+                                    [self = shared_from_this(), handler = std::move(handler)](
+                                        beast::error_code ec, std::size_t) mutable {
+                                      self->writing_ = false;
+                                      self->write_timer_.cancel();
+                                      handler(ec);
+                                    }));
   }
 
   void end_dribble(Outcome outcome) {

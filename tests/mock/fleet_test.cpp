@@ -416,8 +416,8 @@ TEST(MockFaultTest, SlowBodyArrivesSlowly) {
 }
 
 TEST(MockFaultTest, QuerySetsTheHangAndSlowBodyParameters) {
-  auto fleet = start(with_fault({{"kind", "hang"}, {"max_ms", 60000}, {"every_nth", 2}},
-                                {{"body_bytes", 100}}));
+  auto fleet = start(
+      with_fault({{"kind", "hang"}, {"max_ms", 60000}, {"every_nth", 2}}, {{"body_bytes", 100}}));
   const auto url = fleet->url("svc");
   EXPECT_EQ(http_get(url, "/?hang_ms=150").status, 200);  // no hang drawn: ignored
   // Request 1 draws the configured 60 s hang; hang_ms shortens it.

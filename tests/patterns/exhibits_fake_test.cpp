@@ -104,8 +104,7 @@ TEST_P(ExhibitFakeTest, FailFastError) {
   const Traits t = GetParam();
   // The failing call goes last, so both siblings are running when it fails
   // (a stopped group starts no more calls).
-  const RunResult r =
-      run({fake_call(kSlowMs), fake_call(kSlowMs), fake_call(5, 503)}, 1000ms);
+  const RunResult r = run({fake_call(kSlowMs), fake_call(kSlowMs), fake_call(5, 503)}, 1000ms);
   ASSERT_EQ(r.out.slots.size(), 3u);
   ASSERT_TRUE(!t.keeps_partial || r.out.slots[2].has_value());
   if (t.returns_on_error) {

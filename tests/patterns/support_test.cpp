@@ -129,9 +129,7 @@ TEST_F(CensusTest, ALedgerKeepsItsOwnOrchestrationsLeftoversToItself) {
   EXPECT_EQ(tb.late_completions, 0u);
   EXPECT_EQ(tb.zombie_ns, 0u);
   // Outside any ledger, orchestrations count in the process totals only.
-  {
-    census::Scope scope;
-  }
+  { census::Scope scope; }
   EXPECT_EQ(b->totals().orchestrations, 1u);
 }
 

@@ -97,12 +97,12 @@ void note_completion();
 struct Totals {
   std::uint64_t tasks_started = 0;
   std::uint64_t tasks_finished = 0;
-  std::int64_t live_tasks = 0;            ///< started - finished, now
-  std::uint64_t orchestrations = 0;       ///< scopes that returned
-  std::uint64_t leaked_at_return = 0;     ///< sum of live tasks at each return
-  std::uint64_t completions = 0;          ///< note_completion() calls, late or not
-  std::uint64_t late_completions = 0;     ///< completions after their return
-  std::uint64_t zombie_ns = 0;            ///< task time past their orchestration's return (finished tasks)
+  std::int64_t live_tasks = 0;         ///< started - finished, now
+  std::uint64_t orchestrations = 0;    ///< scopes that returned
+  std::uint64_t leaked_at_return = 0;  ///< sum of live tasks at each return
+  std::uint64_t completions = 0;       ///< note_completion() calls, late or not
+  std::uint64_t late_completions = 0;  ///< completions after their return
+  std::uint64_t zombie_ns = 0;  ///< task time past their orchestration's return (finished tasks)
 };
 Totals totals();
 
