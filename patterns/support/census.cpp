@@ -20,8 +20,10 @@ std::int64_t now_ns() {
       .count();
 }
 
-struct Global {
-  std::atomic<std::uint64_t> next_id{1};
+}  // namespace
+
+// The counters behind Totals: the process's, and each ledger's.
+struct Ledger::Counters {
   std::atomic<std::uint64_t> tasks_started{0};
   std::atomic<std::uint64_t> tasks_finished{0};
   std::atomic<std::int64_t> live{0};
@@ -30,6 +32,12 @@ struct Global {
   std::atomic<std::uint64_t> completions{0};
   std::atomic<std::uint64_t> late_completions{0};
   std::atomic<std::uint64_t> zombie_ns{0};
+};
+
+namespace {
+
+struct Global : Ledger::Counters {
+  std::atomic<std::uint64_t> next_id{1};
   // Only wait_idle() sleeps on this; a plain std::mutex keeps the census out
   // of the lock statistics it sits beside.
   std::mutex idle_mutex;
@@ -47,23 +55,10 @@ thread_local std::shared_ptr<Orchestration> t_current;
 
 }  // namespace
 
-struct Ledger::Counters {
-  std::atomic<std::uint64_t> tasks_started{0};
-  std::atomic<std::uint64_t> tasks_finished{0};
-  std::atomic<std::int64_t> live{0};
-  std::atomic<std::uint64_t> orchestrations{0};
-  std::atomic<std::uint64_t> leaked_at_return{0};
-  std::atomic<std::uint64_t> completions{0};
-  std::atomic<std::uint64_t> late_completions{0};
-  std::atomic<std::uint64_t> zombie_ns{0};
-};
-
 Ledger::Ledger() : counters_(std::make_shared<Counters>()) {}
 
 namespace {
-// The process-wide counters and a ledger's have the same fields.
-template <class Counters>
-Totals read(const Counters& c) {
+Totals read(const Ledger::Counters& c) {
   Totals t;
   t.tasks_started = c.tasks_started.load();
   t.tasks_finished = c.tasks_finished.load();
