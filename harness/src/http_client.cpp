@@ -163,6 +163,22 @@ struct Client::Impl {
     // no other thread can be inside it (its stop callback is gone).
   }
 
+  /// A pool place held by one get(): given back however the call ends (an
+  /// exception included), pooled only when `reusable` was set.
+  struct Lease {
+    Lease(Impl& i, HostPool& p, std::unique_ptr<Connection> c)
+        : impl(i), pool(p), conn(std::move(c)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() {
+      if (conn) impl.release(pool, std::move(conn), reusable);
+    }
+    Impl& impl;
+    HostPool& pool;
+    std::unique_ptr<Connection> conn;
+    bool reusable = false;
+  };
+
   void record_wait(Clock::time_point start) {
     const auto ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
@@ -188,6 +204,10 @@ struct Client::Impl {
   std::mutex pools_mutex;
   std::unordered_map<std::string, std::unique_ptr<HostPool>> pools;
 };
+
+namespace testing {
+std::function<void()> after_get;
+}  // namespace testing
 
 std::shared_ptr<Client> Client::create(PoolOptions options) {
   // cpp-httplib 0.11 is built with send() flags 0, not MSG_NOSIGNAL: writing
@@ -220,8 +240,8 @@ Reply Client::get(const Call& call, std::stop_token stop) {
   if (stop.stop_requested()) return s.cancelled_reply();
 
   HostPool& pool = s.pool_for(target->origin);
-  std::unique_ptr<Connection> conn = s.acquire(pool, target->origin, stop);
-  if (!conn) return s.cancelled_reply();
+  Impl::Lease lease{s, pool, s.acquire(pool, target->origin, stop)};
+  if (!lease.conn) return s.cancelled_reply();
 
   httplib::Headers headers;
   if (call.key != 0) headers.emplace("X-Orchlab-Key", std::to_string(call.key));
@@ -229,10 +249,9 @@ Reply Client::get(const Call& call, std::stop_token stop) {
     headers.emplace("X-Orchlab-Deadline-Ns", std::to_string(call.deadline_ns));
 
   Reply reply;
-  bool stopped = false;
   bool ok = false;
+  Connection* c = lease.conn.get();
   {
-    Connection* c = conn.get();
     // Runs on the stopping thread. stop() shuts the socket down when a request
     // is in flight; before that it only closes an idle socket, which is why
     // the flag is also checked below, by both receivers and by the socket
@@ -249,24 +268,26 @@ Reply Client::get(const Call& call, std::stop_token stop) {
             reply.body.append(data, size);
             return !c->stopping.load();
           });
-      stopped = c->stopping.load();
       if (result) {
         // A complete answer counts even if a stop arrived just after it.
         ok = true;
         reply.status = result->status;
         reply.error =
             result->status >= 200 && result->status < 300 ? ReplyError::none : ReplyError::http;
-      } else if (!stopped) {
+      } else {
         reply = transport_error(httplib::to_string(result.error()));
       }
-    } else {
-      stopped = true;
     }
+    if (testing::after_get) testing::after_get();
   }  // on_stop is deregistered here (waiting for a running callback to finish)
 
+  // Read only now: until the callback was deregistered a stop could still set
+  // the flag and stop() the client (a connection pooled in that state would
+  // fail its next borrower with a cancellation it never had).
+  const bool stopped = c->stopping.load();
   // A connection whose request was stopped or failed may hold a half-read
   // reply or a shut-down socket: it never goes back to the pool.
-  s.release(pool, std::move(conn), ok && !stopped);
+  lease.reusable = ok && !stopped;
   if (!ok && stopped) return s.cancelled_reply();
   if (!ok) s.transport_errors.fetch_add(1, std::memory_order_relaxed);
   census::note_completion();

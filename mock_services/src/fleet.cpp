@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/assert.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
@@ -443,6 +444,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void watch() {
+    BOOST_ASSERT_MSG(!watching_, "a second read on the session's socket");
     if (buffer_.size() >= kMaxPipelined) return;
     watching_ = true;
     stream_.socket().async_read_some(
@@ -635,6 +637,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // sends for a moment. Closing with unread input would make the kernel send
   // RST, and the client could lose the 400/431 it is owed.
   void do_close() {
+    // The linger read below must not start while the watch read of a slow
+    // body is still pending: two reads on one socket and one buffer, and the
+    // second's prepare() could reallocate under the first (heap-use-after-
+    // free). end_dribble's write timeout came here with the watch running.
+    if (watching_) return stop_watch([self = shared_from_this()] { self->do_close(); });
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.expires_after(kLingerTime);
@@ -642,6 +649,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void drain() {
+    BOOST_ASSERT_MSG(!watching_, "a second read on the session's socket");
     buffer_.clear();
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {

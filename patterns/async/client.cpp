@@ -331,6 +331,21 @@ struct Client::Impl {
     return transport_reply(std::string(step) + ": " + ec.message());
   }
 
+  /// A pool place held by one call: a connection still held when the call
+  /// ends (an exception, or a path that forgot it) is closed and its place
+  /// freed; the normal paths move it out to release() or discard() first.
+  struct Lease {
+    Lease(Impl& i, Host& host, std::unique_ptr<Conn> c) : impl(i), h(host), conn(std::move(c)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() {
+      if (conn) impl.discard(h, std::move(conn));
+    }
+    Impl& impl;
+    Host& h;
+    std::unique_ptr<Conn> conn;
+  };
+
   asio::awaitable<Reply> http_get(const Call& call, const Url& url, Stop stop) {
     requests.fetch_add(1, std::memory_order_relaxed);
     std::string error;
@@ -339,12 +354,17 @@ struct Client::Impl {
       transport_errors.fetch_add(1, std::memory_order_relaxed);
       co_return transport_reply(std::move(error));
     }
-    std::unique_ptr<Conn> c;
-    if (!stop.requested()) c = co_await acquire(*h, stop);
+    if (stop.requested()) {
+      cancelled.fetch_add(1, std::memory_order_relaxed);
+      co_return cancelled_reply();
+    }
+    Lease lease(*this, *h, co_await acquire(*h, stop));
+    std::unique_ptr<Conn>& c = lease.conn;
     if (!c) {
       cancelled.fetch_add(1, std::memory_order_relaxed);
       co_return cancelled_reply();
     }
+    if (testing::after_acquire) testing::after_acquire();
     if (!c->connected) {
       auto [ec, ep] = co_await c->stream.async_connect(h->endpoints, stop.bind(use_tuple));
       if (ec || stop.requested()) co_return fail(*h, std::move(c), ec, stop, "connect");
@@ -366,11 +386,20 @@ struct Client::Impl {
     http::response_parser<http::string_body> parser;
     parser.body_limit(kMaxBodyBytes);
     parser.header_limit(kMaxHeaderBytes);
-    auto [rec, read] =
-        co_await http::async_read(c->stream, c->buffer, parser, stop.bind(use_tuple));
-    // A response that arrived in full is an answer even if the stop fired
-    // just after: keep it, and the healthy connection with it.
-    if (rec) co_return fail(*h, std::move(c), rec, stop, "read");
+    // Not http::async_read: it loops over inner reads and never looks at a
+    // cancellation recorded between them, so a terminal emit that lands while
+    // a finished inner read's completion waits on the strand reaches no
+    // operation and is lost; the call would then run until the whole body
+    // has arrived. One parse step per co_await, and the stop checked between.
+    while (!parser.is_done()) {
+      auto [rec, read] =
+          co_await http::async_read_some(c->stream, c->buffer, parser, stop.bind(use_tuple));
+      if (rec) co_return fail(*h, std::move(c), rec, stop, "read");
+      // A response that arrived in full is an answer even if the stop fired
+      // just after: keep it, and the healthy connection with it.
+      if (stop.requested() && !parser.is_done())
+        co_return fail(*h, std::move(c), asio::error::operation_aborted, stop, "read");
+    }
     http::response<http::string_body> res = parser.release();
     const bool keep = res.keep_alive() && c->buffer.size() == 0;
     if (keep)
@@ -381,6 +410,11 @@ struct Client::Impl {
   }
 
   asio::awaitable<Reply> inproc_get(const Url& url, Stop stop) {
+    // Stop's contract: a call stopped before it began does nothing.
+    if (stop.requested()) {
+      cancelled.fetch_add(1, std::memory_order_relaxed);
+      co_return cancelled_reply();
+    }
     const long long delay_ms = to_number(query_value(url.target, "delay_ms"), 0);
     asio::steady_timer timer(co_await asio::this_coro::executor,
                              std::chrono::milliseconds(delay_ms));
@@ -392,6 +426,10 @@ struct Client::Impl {
     co_return status_reply(static_cast<int>(to_number(query_value(url.target, "status"), 200)), {});
   }
 };
+
+namespace testing {
+std::function<void()> after_acquire;
+}  // namespace testing
 
 Client::Client(asio::io_context& ioc, ClientOptions options)
     : impl_(std::make_unique<Impl>(ioc, options)) {}
@@ -431,8 +469,9 @@ ClientStats Client::stats() const {
 
 void Client::reset_stats() {
   Impl& i = *impl_;
-  for (auto* counter : {&i.requests, &i.acquires_waited, &i.connections_opened, &i.connections_reused,
-                        &i.stale_discarded, &i.transport_errors, &i.cancelled}) {
+  for (auto* counter :
+       {&i.requests, &i.acquires_waited, &i.connections_opened, &i.connections_reused,
+        &i.stale_discarded, &i.transport_errors, &i.cancelled}) {
     counter->store(0, std::memory_order_relaxed);
   }
   std::lock_guard lock(i.wait_mu);

@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "group.hpp"
@@ -63,5 +64,12 @@ class Client {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+namespace testing {
+/// Test hook: when set, runs in every http:// call just after it got its
+/// pool place. It may throw, to inject an exception. Set it only while no
+/// call is running.
+extern std::function<void()> after_acquire;
+}  // namespace testing
 
 }  // namespace orchlab::async

@@ -21,14 +21,17 @@ Runtime::Runtime(int threads)
   threads_.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {
     threads_.emplace_back([this] {
-      // A handler that throws must not take the process down with it; the
-      // group code itself never throws out of a handler.
+      // A handler that throws must not take the process down with it. The
+      // group's own handlers catch everything and hand it to their caller
+      // (run_group rethrows it); this is the last line for anything else.
       for (;;) {
         try {
           ioc_.run();
           return;
         } catch (const std::exception& e) {
           std::fprintf(stderr, "orchlab async-group: handler threw: %s\n", e.what());
+        } catch (...) {
+          std::fprintf(stderr, "orchlab async-group: handler threw a non-std exception\n");
         }
       }
     });
@@ -62,9 +65,9 @@ struct GroupState {
   std::size_t outstanding = 0;
   bool setting_up = true;
   bool cancelling = false;
-  bool deadline_passed = false;
   bool completed = false;
   std::string error;
+  std::exception_ptr exception;  // the first one thrown by setup or a call
   Outcome outcome;
   std::atomic<bool> done{false};
 };
@@ -96,17 +99,39 @@ void cancel_all(GroupState& s) {
   }
 }
 
-void maybe_complete(GroupState& s) {
+// Hands the outcome to the caller. Must complete it whatever happens: an
+// exception here would leave the caller blocked forever, so it is handed
+// over too (run_group rethrows it).
+void maybe_complete(GroupState& s) noexcept {
   if (s.setting_up || s.outstanding != 0 || s.completed) return;
   s.completed = true;
   s.deadline.cancel();
-  s.outcome.slots = std::move(s.slots);
-  s.outcome.verdict = classify(s.outcome.slots, s.deadline_passed);
-  s.outcome.error = std::move(s.error);
-  if (s.outcome.error.empty() && s.outcome.verdict == Verdict::timed_out)
-    s.outcome.error = "deadline exceeded";
+  try {
+    s.outcome.slots = std::move(s.slots);
+    // Timed out means what it means for the thread exhibits: the clock, not
+    // whether the deadline timer's handler has run yet (the strand may be
+    // busy when the deadline passes).
+    s.outcome.verdict = classify(s.outcome.slots, std::chrono::steady_clock::now() >= s.due);
+    s.outcome.error = std::move(s.error);
+    if (s.outcome.error.empty() && s.outcome.verdict == Verdict::timed_out)
+      s.outcome.error = "deadline exceeded";
+  } catch (...) {
+    if (!s.exception) s.exception = std::current_exception();
+  }
   s.done.store(true, std::memory_order_release);
   s.done.notify_one();
+}
+
+// The first exception wins; it stops the siblings as the first error does
+// under fail_fast (an exception is never an answer), and reaches the caller.
+void record_exception(GroupState& s, std::exception_ptr e) noexcept {
+  if (s.exception) return;
+  s.exception = std::move(e);
+  try {
+    if (s.error.empty()) s.error = "exception";
+    cancel_all(s);
+  } catch (...) {
+  }
 }
 
 }  // namespace
@@ -127,26 +152,23 @@ detail::Child& Group::add_child() {
 void Group::finish(GroupState& s, std::size_t index, std::exception_ptr e, Reply reply) {
   detail::Child& c = s.children[index];
   c.finished = true;
-  if (e) {
-    reply = Reply{0, {}, ReplyError::transport};
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      reply.body = ex.what();
-    } catch (...) {
-      reply.body = "unknown exception";
+  try {
+    if (e) {
+      // A call that threw did not answer: its slot stays empty, and the
+      // exception goes to the caller once every call has ended.
+      record_exception(s, std::move(e));
+    } else if (reply.error != ReplyError::cancelled) {  // a cancelled call did not answer
+      census::note_completion(s.orch.get());
+      if (reply.error != ReplyError::none && s.error.empty()) {
+        s.error = describe(reply);
+        // Where the group differs from the anti-patterns: the first error
+        // stops the siblings at once, at the socket, not when they next look.
+        if (s.policy == Policy::fail_fast) cancel_all(s);
+      }
+      s.slots[index] = std::move(reply);
     }
-  }
-  // A cancelled call did not answer: its slot stays empty.
-  if (reply.error != ReplyError::cancelled) {
-    census::note_completion(s.orch.get());
-    if (reply.error != ReplyError::none && s.error.empty()) {
-      s.error = describe(reply);
-      // Where the group differs from the anti-patterns: the first error stops
-      // the siblings at once, at the socket, not when they next look.
-      if (s.policy == Policy::fail_fast) cancel_all(s);
-    }
-    s.slots[index] = std::move(reply);
+  } catch (...) {
+    record_exception(s, std::current_exception());
   }
   c.task.reset();
   --s.outstanding;
@@ -163,23 +185,24 @@ Outcome run_group_impl(Runtime& runtime, std::chrono::milliseconds deadline, Pol
                                    std::chrono::steady_clock::now() + deadline);
   asio::post(state->strand, [state, setup, context] {
     GroupState& s = *state;
-    s.deadline.expires_at(s.due);
-    s.deadline.async_wait([state](const boost::system::error_code& ec) {
-      if (ec || state->completed) return;
-      state->deadline_passed = true;
-      cancel_all(*state);
-    });
-    Group group(state, s.strand);
     try {
+      s.deadline.expires_at(s.due);
+      s.deadline.async_wait([state](const boost::system::error_code& ec) {
+        if (ec || state->completed) return;
+        cancel_all(*state);
+      });
+      Group group(state, s.strand);
       setup(context, group);
-    } catch (const std::exception& e) {
-      if (s.error.empty()) s.error = std::string("setup: ") + e.what();
-      cancel_all(s);
+    } catch (...) {
+      // The calls already started are cancelled and waited for; then the
+      // caller gets the exception.
+      record_exception(s, std::current_exception());
     }
     s.setting_up = false;
     maybe_complete(s);
   });
   state->done.wait(false, std::memory_order_acquire);
+  if (state->exception) std::rethrow_exception(state->exception);
   return std::move(state->outcome);
 }
 

@@ -146,6 +146,10 @@ Outcome run_group_impl(Runtime& runtime, std::chrono::milliseconds deadline, Pol
 /// verdict from orchlab::classify and the first error. Every call is a task of
 /// the caller's census orchestration (census::current()), and has ended when
 /// this returns. Safe to call from many threads at once.
+/// An exception thrown by `setup` or by a call (of any type) is the group's
+/// first error: it cancels the calls still running (whatever the Policy),
+/// leaves the thrower's slot empty and, once every call has ended, is
+/// rethrown here; only the first one is kept.
 /// NOTE: `setup` runs on an io thread; it may capture the caller's locals by
 /// reference (the caller is blocked until the group is done).
 template <class Setup>

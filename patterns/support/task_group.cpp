@@ -67,7 +67,10 @@ void TaskGroup::spawn(Task task) {
   }
   while (at_limit() && !stop_.stop_requested()) {
     if (options_.deadline) {
-      changed_.wait_until(lock, *options_.deadline);
+      // A copy: libstdc++'s condition_variable_any reads the time point after
+      // releasing `lock`, and set_deadline() may write the member meanwhile.
+      const auto due = *options_.deadline;
+      changed_.wait_until(lock, due);
       if (past_deadline()) {
         lock.unlock();
         fire_deadline();
@@ -209,7 +212,8 @@ void TaskGroup::drain() {
   std::unique_lock lock(mutex_);
   while (active_ > 0) {
     if (options_.deadline && !stop_.stop_requested()) {
-      changed_.wait_until(lock, *options_.deadline);
+      const auto due = *options_.deadline;  // a copy, as in spawn()
+      changed_.wait_until(lock, due);
       if (active_ > 0 && std::chrono::steady_clock::now() >= *options_.deadline) {
         lock.unlock();
         fire_deadline();

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -319,6 +320,69 @@ TEST_F(HttpClientTest, FetchKeepsClientAliveForLeakedCaller) {
   });
   leaked.join();
   EXPECT_TRUE(weak.expired());
+}
+
+// Defect: the outcome was read while the stop callback was still registered.
+// A stop landing after the read but before the scope closed stop()ped the
+// connection and set its flag, yet it went back to the pool: the next
+// borrower came back cancelled without sending anything.
+TEST_F(HttpClientTest, AStopAfterTheAnswerDoesNotPoisonThePool) {
+  auto client = Client::create(PoolOptions{.max_conns_per_host = 1});
+  std::stop_source first;
+  orchlab::http::testing::after_get = [&] { first.request_stop(); };
+  const auto answered = client->get(Call{base_ + "/one"}, first.get_token());
+  orchlab::http::testing::after_get = nullptr;
+  // The answer was complete before the stop: it counts.
+  EXPECT_EQ(answered.error, ReplyError::none);
+  EXPECT_EQ(answered.status, 200);
+  const auto next = client->get(Call{base_ + "/two"}, {});
+  EXPECT_EQ(next.error, ReplyError::none) << "the pool lent out a stopped connection";
+  EXPECT_EQ(next.status, 200);
+  EXPECT_EQ(client->stats().cancelled, 0u);
+  EXPECT_EQ(client->stats().connections_opened, 2u) << "a stopped connection was reused";
+}
+
+// The same window reached by timing: a stopper sweeping from before the
+// request to after the answer (the hook widens the window after Get to
+// 300 us so a sweep in 10 us steps lands in it). Whatever the first call's
+// fate, the next one is never cancelled.
+TEST_F(HttpClientTest, StopsSweptAcrossTheAnswerNeverReachTheNextBorrower) {
+  auto client = Client::create(PoolOptions{.max_conns_per_host = 1});
+  orchlab::http::testing::after_get = [] { std::this_thread::sleep_for(300us); };
+  int answered_then_stopped = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::stop_source source;
+    std::jthread stopper([&source, i] {
+      std::this_thread::sleep_for(std::chrono::microseconds(i * 10));
+      source.request_stop();
+    });
+    const auto first = client->get(Call{base_ + "/swept"}, source.get_token());
+    stopper.join();
+    if (first.error == ReplyError::none) ++answered_then_stopped;
+    const auto next = client->get(Call{base_ + "/next"}, {});
+    ASSERT_EQ(next.error, ReplyError::none) << "after a stop " << i * 10 << " us in";
+  }
+  orchlab::http::testing::after_get = nullptr;
+  // The sweep must have reached the window at all: some answers came first.
+  EXPECT_GT(answered_then_stopped, 0);
+}
+
+// An exception between acquire and release (here thrown by the test hook)
+// reaches the caller and gives the pool place back: with one place per host,
+// a lost place would block the next call until its stop.
+TEST_F(HttpClientTest, AnExceptionInACallGivesItsPoolPlaceBack) {
+  auto client = Client::create(PoolOptions{.max_conns_per_host = 1});
+  orchlab::http::testing::after_get = [] { throw std::runtime_error("injected"); };
+  EXPECT_THROW((void)client->get(Call{base_ + "/throws"}, {}), std::runtime_error);
+  orchlab::http::testing::after_get = nullptr;
+  std::stop_source give_up;
+  std::jthread watchdog([&give_up](std::stop_token st) {
+    for (int i = 0; i < 300 && !st.stop_requested(); ++i) std::this_thread::sleep_for(10ms);
+    give_up.request_stop();
+  });
+  const auto next = client->get(Call{base_ + "/after"}, give_up.get_token());
+  watchdog.request_stop();
+  EXPECT_EQ(next.error, ReplyError::none) << "the pool place was lost";
 }
 
 }  // namespace

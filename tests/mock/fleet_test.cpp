@@ -261,6 +261,34 @@ TEST(MockBadInputTest, AClientThatStopsReadingIsClosedByTheWriteTimeout) {
   EXPECT_EQ(fleet->stats("svc")["write_timeouts"], 1);
 }
 
+// Defect: a slow body cut off by the write timeout closed the session with
+// the watch read still pending, and the linger read was started beside it:
+// two reads on one socket and one buffer. Bytes the client kept sending made
+// the buffer reallocate under the pending read (heap-use-after-free under
+// ASan; an assertion in the -O0 trees).
+TEST(MockBadInputTest, ASlowBodyCutOffWhileTheClientKeepsSendingClosesCleanly) {
+  ServerOptions options;
+  options.write_timeout = 200ms;
+  auto fleet = start({{"name", "svc"}}, options);
+  const auto url = fleet->url("svc");
+  // 64 KiB pieces every 20 ms into a 4 KiB receive buffer nobody reads.
+  Conn c(url, 4096);
+  ASSERT_TRUE(c.get("/?fault=slow_body&bytes_per_s=100000000&body_bytes=16777216"));
+  // Nothing more until the write timeout has fired (the session's buffer
+  // keeps its first 4 KiB), then small pieces for 500 ms: the first grows
+  // the buffer, the next lands in the linger read.
+  EXPECT_TRUE(stat_is(*fleet, "write_timeouts", 1));
+  const auto cut = Clock::now();
+  while (elapsed_ms(cut) < 500 && c.send(std::string(500, 'b'))) std::this_thread::sleep_for(2ms);
+  c.close();
+  EXPECT_TRUE(stat_is(*fleet, "open_connections", 0));
+  auto s = fleet->stats("svc");
+  EXPECT_EQ(s["in_flight"], 0);
+  EXPECT_EQ(s["client_aborts"], 1);
+  expect_identity(s);
+  expect_healthy(url);
+}
+
 TEST(MockBadInputTest, ConnectionsBeyondTheLimitAreRefusedAndCounted) {
   ServerOptions options;
   options.max_connections = 3;

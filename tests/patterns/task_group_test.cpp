@@ -128,6 +128,42 @@ TEST_F(TaskGroupTest, SetDeadlineCancels) {
   EXPECT_LT(Clock::now() - start, 3s);
 }
 
+// Defect: the group handed condition_variable_any::wait_until a reference
+// to its deadline member, which libstdc++ reads after releasing the group's
+// lock: a concurrent set_deadline() was a data race (TSan reports it). Both
+// waits are driven while another thread moves the deadline: a spawn()
+// blocked at the limit, then wait().
+TEST_F(TaskGroupTest, SetDeadlineWhileOthersWaitIsNotADataRace) {
+  auto until_stopped = [](std::stop_token stop) {
+    while (!stop.stop_requested()) std::this_thread::sleep_for(1ms);
+    return std::error_code{};
+  };
+  auto keep_moving = [](TaskGroup& group) {
+    return std::jthread([&group] {
+      for (int i = 0; i < 200; ++i) {
+        group.set_deadline(Clock::now() + 10s + std::chrono::milliseconds(i));
+        std::this_thread::sleep_for(200us);
+      }
+      group.set_deadline(Clock::now());
+    });
+  };
+  {
+    TaskGroup group({.limit = 1});
+    group.set_deadline(Clock::now() + 10s);
+    group.spawn(until_stopped);
+    std::jthread mover = keep_moving(group);
+    group.spawn(until_stopped);  // blocked at the limit until the deadline passes
+    EXPECT_EQ(group.wait(), make_error_code(GroupErrc::deadline_exceeded));
+  }
+  {
+    TaskGroup group;
+    group.set_deadline(Clock::now() + 10s);
+    group.spawn(until_stopped);
+    std::jthread mover = keep_moving(group);
+    EXPECT_EQ(group.wait(), make_error_code(GroupErrc::deadline_exceeded));
+  }
+}
+
 TEST_F(TaskGroupTest, DeadlineNotReachedIsNoError) {
   TaskGroup group({.deadline = Clock::now() + 5s});
   group.spawn([](std::stop_token) { return std::error_code{}; });

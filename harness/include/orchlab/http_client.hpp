@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stop_token>
 
@@ -52,5 +53,13 @@ class Client : public std::enable_shared_from_this<Client> {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+namespace testing {
+/// Test hook: when set, runs inside get() just after the request returned and
+/// before the call's stop callback is deregistered (the window in which a
+/// late stop lands). It may throw, to inject an exception. Set it only while
+/// no get() is running.
+extern std::function<void()> after_get;
+}  // namespace testing
 
 }  // namespace orchlab::http

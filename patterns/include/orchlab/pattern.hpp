@@ -56,10 +56,13 @@ struct Plan {
 };
 
 enum class Verdict {
-  complete,   ///< every slot holds a 2xx reply
-  partial,    ///< returned with some slots empty or failed, not for a timeout
-  failed,     ///< returned on an error with no usable slot
-  timed_out,  ///< the deadline passed before every slot was filled
+  complete,  ///< every slot holds a 2xx reply
+  partial,   ///< returned with some slots empty or failed, not for a timeout
+  failed,    ///< returned on an error with no usable slot
+  /// the orchestration returned at or after its deadline (steady clock, read
+  /// when the verdict is taken) with a slot still empty; the one definition
+  /// every exhibit uses, whether or not its own timer had fired by then
+  timed_out,
 };
 
 /// What run() returns. slots[i] answers plan.calls[i]; an empty slot means the
@@ -130,7 +133,8 @@ std::string_view to_string(Verdict v);
 std::string_view to_string(ReplyError e);
 
 /// Derives the verdict from the slots: complete when all hold 2xx, timed_out
-/// when `deadline_passed` and a slot is empty, failed when none is usable,
+/// when `deadline_passed` (steady_clock::now() >= the orchestration's
+/// deadline, read as it returns) and a slot is empty, failed when none is usable,
 /// partial otherwise. Shared by all exhibits so verdicts mean the same thing.
 Verdict classify(const std::vector<std::optional<Reply>>& slots, bool deadline_passed);
 

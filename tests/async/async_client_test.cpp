@@ -1,0 +1,190 @@
+// The async client and Group machinery below the exhibit: the races the
+// Pattern-level tests cannot steer (a cancellation that lands while a read's
+// completion waits on the strand), exceptions that escape a call or a setup
+// function, and inproc:// honouring a stop that fired before it started.
+#include <gtest/gtest.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "async/client.hpp"
+#include "async/group.hpp"
+#include "orchlab/census.hpp"
+#include "orchlab/mock/fleet.hpp"
+
+namespace orchlab::async {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::unique_ptr<mock::MockFleet> one_service() {
+  return mock::MockFleet::from_json(nlohmann::json::parse(R"({"services": [
+      {"name": "a", "port": 0, "body_bytes": 64, "latency": {"dist": "fixed", "ms": 0}}]})"),
+                                    mock::ServerOptions{.threads = 2});
+}
+
+// Defect: Beast's http::async_read loops over inner reads and never looks at
+// a cancellation recorded between them. A cancel emitted while a completed
+// inner read waits behind a busy strand reached no operation and was lost,
+// so the slow body ran to its end (about 2 s) after the group had failed.
+TEST(AsyncClientTest, CancelWhileAReadCompletionWaitsOnTheStrandIsNotLost) {
+  auto fleet = one_service();
+  const std::string base = fleet->url("a");
+  Runtime runtime(2);
+  Client client(runtime.context(), {.max_conns_per_host = 8});
+  census::Scope scope;
+  const auto t0 = Clock::now();
+  // Client::get keeps a reference to its Call: they outlive the group.
+  // A: 20 000 bytes at 10 000 B/s, a 200-byte piece every 20 ms.
+  const Call a{base + "/a?fault=slow_body&bytes_per_s=10000&body_bytes=20000"};
+  // B: the first error, at 100 ms.
+  const Call b{base + "/b?status=503&delay_ms=100"};
+  Outcome out = run_group(runtime, 10000ms, Policy::fail_fast, [&](Group& g) {
+    g.go([&](Stop stop) { return client.get(a, stop); });
+    g.go([&](Stop stop) { return client.get(b, stop); });
+    // C: holds the strand from 95 to 135 ms, so that B's answer and A's next
+    // piece both queue behind it.
+    g.go([](Stop stop) -> asio::awaitable<Reply> {
+      asio::steady_timer timer(co_await asio::this_coro::executor, 95ms);
+      co_await timer.async_wait(stop.bind(asio::as_tuple(asio::use_awaitable)));
+      std::this_thread::sleep_for(40ms);
+      co_return Reply{200, {}, ReplyError::none};
+    });
+  });
+  const auto took = Clock::now() - t0;
+  EXPECT_LT(took, 400ms) << "the slow body was not cancelled: "
+                         << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                         << " ms";
+  EXPECT_EQ(out.verdict, Verdict::partial);  // C answered
+  EXPECT_EQ(out.error, "HTTP 503");
+  ASSERT_EQ(out.slots.size(), 3u);
+  EXPECT_FALSE(out.slots[0].has_value()) << "A answered: it was never cancelled";
+  EXPECT_TRUE(out.slots[2].has_value());
+  EXPECT_EQ(client.stats().cancelled, 1u);
+  // The service saw the client leave (it had 1.8 s of body still to send).
+  std::int64_t aborts = 0;
+  for (int i = 0; i < 100 && aborts == 0; ++i) {
+    aborts = fleet->stats("a").value("client_aborts", std::int64_t{0});
+    if (aborts == 0) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(aborts, 1);
+}
+
+// Anything a setup function throws, std::exception or not, reaches the
+// caller; the calls it had started are cancelled and ended first.
+TEST(AsyncGroupExceptionTest, ANonStdExceptionFromSetupIsRethrownToTheCaller) {
+  Runtime runtime(2);
+  Client client(runtime.context(), {});
+  const Call slow{"inproc://slow?delay_ms=10000"};
+  census::Scope scope;
+  const auto t0 = Clock::now();
+  EXPECT_THROW(run_group(runtime, 20000ms, Policy::collect_all,
+                         [&](Group& g) {
+                           g.go([&](Stop stop) { return client.get(slow, stop); });
+                           throw 42;
+                         }),
+               int);
+  EXPECT_LT(Clock::now() - t0, 2000ms) << "the started call was not cancelled";
+  EXPECT_EQ(scope.mark_returned(), 0);
+  EXPECT_EQ(client.stats().cancelled, 1u);
+}
+
+TEST(AsyncGroupExceptionTest, AnExceptionFromACallCancelsItsSiblingsAndReachesTheCaller) {
+  Runtime runtime(2);
+  Client client(runtime.context(), {});
+  const Call slow{"inproc://slow?delay_ms=10000"};
+  const auto t0 = Clock::now();
+  EXPECT_THROW(run_group(runtime, 20000ms, Policy::fail_fast,
+                         [&](Group& g) {
+                           g.go([&](Stop stop) { return client.get(slow, stop); });
+                           g.go([](Stop) -> asio::awaitable<Reply> {
+                             throw std::string("not a std::exception");
+                             co_return Reply{};
+                           });
+                         }),
+               std::string);
+  EXPECT_LT(Clock::now() - t0, 2000ms);
+  EXPECT_EQ(client.stats().cancelled, 1u);
+  // The runtime survived: the next group runs normally.
+  const Call ok{"inproc://ok"};
+  const Outcome out = run_group(runtime, 1000ms, Policy::fail_fast, [&](Group& g) {
+    g.go([&](Stop stop) { return client.get(ok, stop); });
+  });
+  EXPECT_EQ(out.verdict, Verdict::complete);
+}
+
+// An exception between a call's acquire and its release (here from the test
+// hook) reaches the caller and frees the pool place: with one place per host
+// a lost one would make the next call wait until its deadline.
+TEST(AsyncClientTest, AnExceptionInACallGivesItsPoolPlaceBack) {
+  auto fleet = one_service();
+  const Call call{fleet->url("a") + "/x"};
+  Runtime runtime(2);
+  Client client(runtime.context(), {.max_conns_per_host = 1});
+  testing::after_acquire = [] { throw std::runtime_error("injected"); };
+  EXPECT_THROW(
+      run_group(runtime, 3000ms, Policy::fail_fast,
+                [&](Group& g) { g.go([&](Stop stop) { return client.get(call, stop); }); }),
+      std::runtime_error);
+  testing::after_acquire = nullptr;
+  const Outcome out = run_group(runtime, 3000ms, Policy::fail_fast, [&](Group& g) {
+    g.go([&](Stop stop) { return client.get(call, stop); });
+  });
+  EXPECT_EQ(out.verdict, Verdict::complete) << out.error;
+  EXPECT_EQ(client.stats().acquires_waited, 0u) << "the pool place was lost";
+}
+
+// timed_out has one definition: the orchestration returned at or after its
+// deadline with a slot empty. Here the last call ends past the deadline while
+// it holds the strand, before the deadline timer's handler could run; the
+// group used to call that `failed` where a thread exhibit says `timed_out`.
+TEST(AsyncGroupVerdictTest, TimedOutIsTheClockNotWhetherTheTimerRan) {
+  Runtime runtime(2);
+  const Outcome out = run_group(runtime, 50ms, Policy::collect_all, [&](Group& g) {
+    g.go([](Stop) -> asio::awaitable<Reply> { co_return Reply{0, {}, ReplyError::cancelled}; });
+    g.go([](Stop) -> asio::awaitable<Reply> {
+      std::this_thread::sleep_for(100ms);  // holds the strand across the deadline
+      co_return Reply{503, {}, ReplyError::http};
+    });
+  });
+  EXPECT_EQ(out.verdict, Verdict::timed_out);
+  EXPECT_EQ(out.error, "HTTP 503");
+}
+
+// Stop's contract: a call whose stop fired before it began does nothing.
+// Here the first error comes while the second call is busy before its get(),
+// so the cancellation emit finds nothing bound; inproc:// with a delay used
+// to start its timer regardless and ran the whole 10 s.
+TEST(AsyncClientTest, InprocChecksTheStopBeforeItStarts) {
+  Runtime runtime(2);
+  Client client(runtime.context(), {});
+  const Call slow{"inproc://slow?delay_ms=10000"};
+  const auto t0 = Clock::now();
+  const Outcome out = run_group(runtime, 20000ms, Policy::fail_fast, [&](Group& g) {
+    g.go([](Stop) -> asio::awaitable<Reply> { co_return Reply{503, {}, ReplyError::http}; });
+    // Yields the strand first, so the 503 is in and the cancellation emitted
+    // (to nothing) before get() begins.
+    g.go([&](Stop stop) -> asio::awaitable<Reply> {
+      for (int i = 0; i < 3; ++i)
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+      co_return co_await client.get(slow, stop);
+    });
+  });
+  EXPECT_LT(Clock::now() - t0, 2000ms);
+  ASSERT_EQ(out.slots.size(), 2u);
+  EXPECT_FALSE(out.slots[1].has_value());
+  EXPECT_EQ(client.stats().cancelled, 1u);
+}
+
+}  // namespace
+}  // namespace orchlab::async
