@@ -1,14 +1,18 @@
 # orchlab — see README.md. Every target installs missing Debian packages first.
 #
 #   make              Release build (build/release)
-#   make test         ASan+UBSan build + ctest, TSan build + ctest, then pytest
+#   make test         ASan+UBSan build + ctest, TSan build + ctest, the measurement
+#                     tests on Release programs, pytest, fuzz-smoke
 #   make bench        full default sweep + micro suite -> results/<UTC stamp>/
 #   make bench-quick  the same pipeline on a tiny sweep (under a minute)
 #   make bench-mock   orchlab-mock vs nginx under wrk (scripts/bench_mock.sh)
 #   make mock CONFIG=mock.json          run orchlab-mock in the foreground
-#   make compare OLD=a.json NEW=b.json  compare two reports
+#   make compare OLD=a.json NEW=b.json  compare two reports (HTML=out.html: also a page)
 #   make plot REPORT=report.json        figures next to the report (plots/)
 #   make claims REPORT=report.json      the claims table (Markdown, stdout)
+#   make html REPORT=report.json        index.html next to the report
+#   make fuzz FUZZ_S=60  libFuzzer targets (clang++, build/fuzz), FUZZ_S seconds each
+#   make fuzz-smoke      the same for 10 s each (part of make test when clang++ is present)
 
 JOBS    ?= $(shell nproc)
 PYTHON  ?= /usr/bin/python3
@@ -16,8 +20,8 @@ CMAKE   ?= cmake
 CTEST_ARGS ?= --output-on-failure --timeout 300 -j3
 SAN_FLAGS  := -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O0 -g"
 
-.PHONY: all deps release asan tsan test test-asan test-tsan pytest bench bench-build bench-quick \
-        bench-mock mock compare plot claims clean
+.PHONY: all deps release asan tsan test test-asan test-tsan test-release pytest bench bench-build bench-quick \
+        bench-mock mock compare plot claims html clean fuzz fuzz-build fuzz-smoke test-fuzz
 
 all: release
 
@@ -52,7 +56,35 @@ test-tsan: tsan
 pytest: deps
 	$(PYTHON) -m pytest -q scripts/tests
 
-test: test-asan test-tsan pytest
+# What a sanitizer distorts (RSS, CPU, the open loop's schedule) is measured
+# against the Release programs: the whole-program measurement tests only.
+test-release: deps build/release/CMakeCache.txt
+	$(CMAKE) --build build/release -j $(JOBS) --target orchlab orchlab-mock
+	cd build/release && ctest $(CTEST_ARGS) -R '^harness_measure_'
+
+test: test-asan test-tsan test-release pytest test-fuzz
+
+# libFuzzer targets (docs/fuzzing.md): clang++ only, in their own tree.
+FUZZ_S       ?= 60
+FUZZ_TARGETS := fuzz_mock_request fuzz_config fuzz_scenario
+FUZZ_FLAGS   := -DCMAKE_CXX_COMPILER=clang++ -DORCHLAB_FUZZ=ON -DCMAKE_BUILD_TYPE= \
+                -DCMAKE_CXX_FLAGS="-O1 -g"
+
+build/fuzz/CMakeCache.txt: | deps
+	$(CMAKE) -S . -B build/fuzz $(FUZZ_FLAGS)
+
+fuzz-build: deps build/fuzz/CMakeCache.txt
+	$(CMAKE) --build build/fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	scripts/fuzz.sh build/fuzz $(FUZZ_S)
+
+fuzz-smoke: fuzz-build
+	scripts/fuzz.sh build/fuzz 10
+
+test-fuzz:
+	@if command -v clang++ >/dev/null 2>&1; then $(MAKE) --no-print-directory fuzz-smoke; \
+	else echo "test-fuzz: skipped, clang++ not found (the fuzz targets need libFuzzer)"; fi
 
 STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
 
@@ -77,7 +109,8 @@ mock: bench-build
 	build/release/mock_services/orchlab-mock --config $(CONFIG)
 
 compare: deps
-	@test -n "$(OLD)" -a -n "$(NEW)" || { echo "usage: make compare OLD=a.json NEW=b.json" >&2; exit 2; }
+	@test -n "$(OLD)" -a -n "$(NEW)" || { echo "usage: make compare OLD=a.json NEW=b.json [HTML=compare.html]" >&2; exit 2; }
+	@if [ -n "$(HTML)" ]; then $(PYTHON) scripts/compare_html.py $(OLD) $(NEW) -o $(HTML); fi
 	$(PYTHON) scripts/compare.py $(OLD) $(NEW)
 
 plot: deps
@@ -87,6 +120,10 @@ plot: deps
 claims: deps
 	@test -n "$(REPORT)" || { echo "usage: make claims REPORT=report.json" >&2; exit 2; }
 	$(PYTHON) scripts/claims.py $(REPORT)
+
+html: deps
+	@test -n "$(REPORT)" || { echo "usage: make html REPORT=report.json" >&2; exit 2; }
+	$(PYTHON) scripts/report_html.py $(REPORT)
 
 clean:
 	rm -rf build

@@ -103,7 +103,10 @@ def cancellation_cell(report, p):
     """The Cancellation column for a pattern."""
     if not has_cells(report, HANG, p):
         return f"n/a (no `{HANG}` cells)"
-    aborts = pooled_total(report, HANG, p, "server_client_aborts") or 0
+    aborts = pooled_total(report, HANG, p, "server_client_aborts")
+    if aborts is None:
+        # Services without orchlab's /__stats: unknown, which is not "no aborts".
+        return "insufficient data (no client-abort counts from the services)"
     left = pooled_total(report, HANG, p, "leaked_tasks_at_return") or 0
     lag = cell_max(report, HANG, p, "server_abort_lag_p99_ms")
     cut = aborts + left
@@ -213,15 +216,17 @@ def claim_soup_zombies(report, _runs, _src):
     if not has_cells(report, HANG, SOUP):
         return c.decide(NODATA, f"no `{HANG}` cells for {SOUP}")
     z = pooled_total(report, HANG, SOUP, "zombie_task_s") or 0
-    w = pooled_total(report, HANG, SOUP, "server_work_past_deadline_ms") or 0
+    w = pooled_total(report, HANG, SOUP, "server_work_past_deadline_ms")  # None: not reported
     k = pooled_total(report, HANG, SOUP, "leaked_tasks_at_return") or 0
     hit = (pooled_total(report, HANG, SOUP, "timed_out") or 0) + (pooled_total(report, HANG, SOUP, "partial") or 0)
     n = orchestrations(report, HANG, SOUP)
     c.evidence = [f"{SOUP} in `{HANG}`: {_n(n)} orchestrations, {_n(hit)} hit the deadline",
                   f"zombie task time {_n(z)} s, server work past deadline {_n(w)} ms, "
                   f"tasks left running at return {_n(k)}"]
-    if z > 0 or w > 0 or k > 0:
+    if z > 0 or (w or 0) > 0 or k > 0:
         return c.decide(SUPPORTED, "work continued after the orchestration gave up")
+    if hit > 0 and w is None:
+        return c.decide(NODATA, "the services did not report their work past the deadline")
     if hit > 0:
         return c.decide(REFUTED, "the deadline fired but no work outlived it")
     return c.decide(NODATA, "no orchestration hit the deadline")
@@ -267,12 +272,17 @@ def claim_latch(report, _runs, _src):
         return c.decide(NODATA, f"no `{HANG}` cells for {LATCH}")
     k = per_orch(report, HANG, LATCH, "leaked_tasks_at_return") or 0
     ks = per_orch(report, HANG, SOUP, "leaked_tasks_at_return")
-    aborts = sum(pooled_total(report, s, LATCH, "server_client_aborts") or 0 for s in (HANG, FAIL))
+    # None when a scenario that has cells of it lacks the services' counts.
+    counts = [pooled_total(report, s, LATCH, "server_client_aborts") for s in (HANG, FAIL)
+              if has_cells(report, s, LATCH)]
+    aborts = None if None in counts else sum(counts)
     leaks = k > 0 and (ks is None or k > ks)
     no_cancel = aborts == 0
     c.evidence = [f"leaked tasks at return per orchestration in `{HANG}`: {LATCH} {_n(k)}"
                   + (f", {SOUP} {_n(ks)} (difference {_n(k - ks)})" if ks is not None else ""),
                   f"client aborts from {LATCH} in `{HANG}` + `{FAIL}`: {_n(aborts)}"]
+    if aborts is None:
+        return c.decide(NODATA, "no client-abort counts from the services")
     if leaks and no_cancel:
         return c.decide(SUPPORTED, "it leaks beyond its calls and never cancels")
     if leaks or no_cancel:
@@ -371,13 +381,16 @@ def claim_cancels_siblings(report, _runs, _src):
     for p in style.sort_patterns([p for p in report.patterns() if style.base_pattern(p) in GROUPS]):
         if "+" in p or not has_cells(report, FAIL, p):
             continue  # collect-all variants do not cancel by design
-        a = per_orch(report, FAIL, p, "server_client_aborts") or 0
+        a = per_orch(report, FAIL, p, "server_client_aborts")  # None: not reported
         late = pooled_total(report, FAIL, p, "late_completions") or 0
         p50 = _us_to_ms(cell_median(report, FAIL, p, "p50_us"))
         lag = cell_max(report, FAIL, p, "server_abort_lag_p99_ms")
-        ok[p] = a > 0 and late == 0
+        ok[p] = None if a is None else a > 0 and late == 0
         c.evidence.append(f"{p}: client aborts {_n(a)}/orchestration, late completions {_n(late)}, "
                           f"p50 {_n(p50)} ms, abort lag p99 {_n(lag)} ms")
+    unknown = [p for p, v in ok.items() if v is None]
+    if unknown:
+        return c.decide(NODATA, "no client-abort counts from the services for " + ", ".join(unknown))
     if not ok.get(GROUP):
         return c.decide(REFUTED, f"{GROUP} did not cancel its siblings at the services")
     if all(ok.values()):

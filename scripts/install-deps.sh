@@ -22,7 +22,14 @@ PACKAGES="
   libgtest-dev
   python3 python3-matplotlib python3-numpy python3-pytest
   wrk nginx-light curl procps
+  clang libclang-rt-14-dev
+  chromium
 "
+# clang (clang++ 14 on Debian 12) and libclang-rt-14-dev (libFuzzer and the
+# sanitizer runtimes; only a recommendation of clang) build the fuzz targets:
+# make fuzz, and the fuzz smoke of make test.
+# chromium (headless) is the browser scripts/tests/test_report_html.py checks
+# index.html in, through its DevTools protocol; the test skips without it.
 
 missing=""
 for pkg in $PACKAGES; do

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "orchlab/harness/services.hpp"
+
 namespace orchlab::harness {
 namespace {
 
@@ -35,19 +37,22 @@ bool leading_number(const std::string& text, double& value, std::string& unit) {
 double parse_duration(const std::string& text, const std::string& flag) {
   double v = 0;
   std::string unit;
-  if (!leading_number(text, v, unit)) throw UsageError(flag + ": not a duration: \"" + text + "\" (try 2s or 500ms)");
+  if (!leading_number(text, v, unit))
+    throw UsageError(flag + ": not a duration: \"" + text + "\" (try 2s or 500ms)");
   if (unit.empty() || unit == "s") return v;
   if (unit == "ms") return v / 1000;
   if (unit == "us") return v / 1e6;
   if (unit == "m") return v * 60;
   if (unit == "h") return v * 3600;
-  throw UsageError(flag + ": unknown time unit \"" + unit + "\" in \"" + text + "\" (use us, ms, s, m, h)");
+  throw UsageError(flag + ": unknown time unit \"" + unit + "\" in \"" + text +
+                   "\" (use us, ms, s, m, h)");
 }
 
 double parse_rate(const std::string& text, const std::string& flag) {
   double v = 0;
   std::string unit;
-  if (!leading_number(text, v, unit)) throw UsageError(flag + ": not a rate: \"" + text + "\" (try 200/s)");
+  if (!leading_number(text, v, unit))
+    throw UsageError(flag + ": not a rate: \"" + text + "\" (try 200/s)");
   if (!unit.empty() && (unit[0] == 'k' || unit[0] == 'K')) {
     v *= 1000;
     unit.erase(0, 1);
@@ -55,7 +60,8 @@ double parse_rate(const std::string& text, const std::string& flag) {
   if (unit.empty() || unit == "/s") return v;
   if (unit == "/ms") return v * 1000;
   if (unit == "/m") return v / 60;
-  throw UsageError(flag + ": unknown rate unit \"" + unit + "\" in \"" + text + "\" (use /s, /ms, /m)");
+  throw UsageError(flag + ": unknown rate unit \"" + unit + "\" in \"" + text +
+                   "\" (use /s, /ms, /m)");
 }
 
 std::vector<int> parse_int_list(const std::string& text, const std::string& flag) {
@@ -73,35 +79,47 @@ std::vector<int> parse_int_list(const std::string& text, const std::string& flag
 }
 
 std::string usage() {
-  return
-      "Usage: orchlab <command> [options]\n"
-      "  Commands:\n"
-      "    run                    Measure every cell (scenario x pattern x fanout x\n"
-      "                           concurrency) and write a JSON report\n"
-      "    list                   Print the patterns and the scenarios\n"
-      "  Options of run:\n"
-      "    -s, --scenario    <S>  Scenario NAME (scenarios/NAME.json) or FILE;\n"
-      "                           repeatable (default: default)\n"
-      "    -p, --patterns    <P>  Patterns to run, comma separated, or all\n"
-      "    -f, --fanout      <N>  Calls per orchestration, list: 3,10\n"
-      "    -c, --concurrency <N>  Callers (closed) or workers (open), list: 1,16\n"
-      "    -d, --duration    <T>  Measured time per repetition of a cell\n"
-      "    -r, --repetitions <N>  Repetitions of every cell\n"
-      "    -m, --mode        <M>  closed (callers back to back) or open (fixed rate)\n"
-      "    -R, --rate        <R>  Open-loop arrival rate, all workers together\n"
-      "        --services    <U>  embedded, or URL,... of running orchlab-mock\n"
-      "                           services (calls go round-robin over them)\n"
-      "    -o, --out         <F>  Report file (default:\n"
-      "                           results/<UTC stamp>/report.json + results/latest)\n"
-      "    -q, --quiet            No progress on stderr\n"
-      "    -h, --help             Print this help\n"
-      "    -v, --version          Print the version\n"
-      "  Options override the scenario file's fields for every scenario given.\n"
-      "  Time arguments may include a unit (500ms, 2s, 1m); rates a per-unit (200/s).\n"
-      "  Exit status: 0 done, 1 run failed, 2 bad input (nothing written), 130 interrupted.\n"
-      "\n"
-      "  Example: orchlab run --scenario one-hangs --patterns channel-soup,cancellable-group "
-      "--duration 2s\n";
+  return "Usage: orchlab <command> [options]\n"
+         "  Commands:\n"
+         "    run                    Measure every cell (scenario x pattern x fanout x\n"
+         "                           concurrency) and write a JSON report\n"
+         "    list                   Print the patterns and the scenarios\n"
+         "  Options of run:\n"
+         "    -s, --scenario    <S>  Scenario NAME (scenarios/NAME.json) or FILE;\n"
+         "                           repeatable (default: default)\n"
+         "    -p, --patterns    <P>  Patterns to run, comma separated, or all\n"
+         "    -f, --fanout      <N>  Calls per orchestration, list: 3,10\n"
+         "    -c, --concurrency <N>  Callers (closed) or workers (open), list: 1,16\n"
+         "    -d, --duration    <T>  Measured time per repetition of a cell\n"
+         "    -r, --repetitions <N>  Repetitions of every cell\n"
+         "    -m, --mode        <M>  closed (callers back to back) or open (fixed rate)\n"
+         "    -R, --rate        <R>  Open-loop arrival rate, all workers together\n"
+         "        --arrivals    <A>  Open-loop starts: constant (evenly spaced) or poisson\n"
+         "        --warmup      <T>  Load before each window, not counted\n"
+         "                           (default: 10% of --duration, at least 200ms)\n"
+         "        --seed        <N>  Seed of the shuffled cell order in each repetition\n"
+         "                           (default: random; recorded as context.shuffle_seed)\n"
+         "        --services    <U>  embedded (default): the scenario's services in an\n"
+         "                           orchlab-mock child process on 127.0.0.1, ended with\n"
+         "                           the run; inprocess: in this process (the measured\n"
+         "                           CPU, threads and memory then include the mock);\n"
+         "                           or URL,... of running services, each requested\n"
+         "                           exactly as written (path and query too), round-robin\n"
+         "        --mock-binary <F>  orchlab-mock for embedded services (default:\n"
+         "                           $ORCHLAB_MOCK, else ../mock_services/orchlab-mock\n"
+         "                           next to this orchlab, else orchlab-mock on PATH)\n"
+         "    -o, --out         <F>  Report file (default:\n"
+         "                           results/<UTC stamp>/report.json + results/latest)\n"
+         "    -q, --quiet            No progress on stderr\n"
+         "    -h, --help             Print this help\n"
+         "    -v, --version          Print the version\n"
+         "  Options override the scenario file's fields for every scenario given.\n"
+         "  Time arguments may include a unit (500ms, 2s, 1m); rates a per-unit (200/s).\n"
+         "  Exit status: 0 done, 1 run failed (or the orchlab-mock child died: the report\n"
+         "  is written, lab.notes says when), 2 bad input (nothing written), 130 interrupted.\n"
+         "\n"
+         "  Example: orchlab run --scenario one-hangs --patterns channel-soup,cancellable-group "
+         "--duration 2s\n";
 }
 
 Command parse_command_line(int argc, const char* const* argv) {
@@ -163,21 +181,51 @@ Command parse_command_line(int argc, const char* const* argv) {
       run.overrides.repetitions = v[0];
     } else if (flag == "-m" || flag == "--mode") {
       const auto m = take();
-      if (m == "closed") run.overrides.mode = Mode::closed;
-      else if (m == "open") run.overrides.mode = Mode::open;
-      else throw UsageError("--mode: must be closed or open, got \"" + m + "\"");
+      if (m == "closed")
+        run.overrides.mode = Mode::closed;
+      else if (m == "open")
+        run.overrides.mode = Mode::open;
+      else
+        throw UsageError("--mode: must be closed or open, got \"" + m + "\"");
     } else if (flag == "-R" || flag == "--rate") {
       run.overrides.rate = parse_rate(take(), "--rate");
+    } else if (flag == "--arrivals") {
+      const auto a = take();
+      if (a != "constant" && a != "poisson")
+        throw UsageError("--arrivals: must be constant or poisson, got \"" + a + "\"");
+      run.overrides.poisson = a == "poisson";
+    } else if (flag == "--warmup") {
+      run.overrides.warmup_s = parse_duration(take(), "--warmup");
+    } else if (flag == "--seed") {
+      const auto text = take();
+      std::uint64_t v = 0;
+      const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+      if (text.empty() || ec != std::errc() || ptr != text.data() + text.size())
+        throw UsageError("--seed: not a non-negative integer: \"" + text + "\"");
+      run.shuffle_seed = v;
     } else if (flag == "--services") {
       const auto v = take();
       run.service_urls.clear();
-      if (v != "embedded") {
+      if (v == "embedded") {
+        run.services = RunOptions::ServicesMode::embedded;
+      } else if (v == "inprocess") {
+        run.services = RunOptions::ServicesMode::inprocess;
+      } else {
+        // Each URL is requested as written, so each must parse now: a typo
+        // found after minutes of measuring would waste the run.
         for (const auto& url : split(v, ',')) {
-          if (url.rfind("http://", 0) != 0 || url.size() <= 7)
-            throw UsageError("--services: \"" + url + "\" is not an http:// URL (or use embedded)");
-          run.service_urls.push_back(url.back() == '/' ? url.substr(0, url.size() - 1) : url);
+          std::string why;
+          if (url.empty()) throw UsageError("--services: an empty URL in \"" + v + "\"");
+          if (!parse_service_url(url, why))
+            throw UsageError("--services: \"" + url + "\" is not a usable URL: " + why +
+                             " (or use embedded or inprocess)");
+          run.service_urls.push_back(url);
         }
+        run.services = RunOptions::ServicesMode::remote;
       }
+    } else if (flag == "--mock-binary") {
+      run.mock_binary = take();
+      if (run.mock_binary.empty()) throw UsageError("--mock-binary: needs a file name");
     } else if (flag == "-o" || flag == "--out") {
       run.out = take();
       if (run.out.empty()) throw UsageError("--out: needs a file name");

@@ -1,10 +1,13 @@
 #include "orchlab/harness/driver.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "orchlab/census.hpp"
@@ -17,9 +20,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::int64_t kBucketNs = 100'000'000;   // the time series' 100 ms
 constexpr std::int64_t kLateStartNs = 1'000'000;  // open loop: a start this late is "late"
-// The path every call requests; the mock answers any path that is not an
-// admin route, so it only makes the calls recognisable in a capture.
-constexpr const char* kCallPath = "/orchestrate";
 
 std::int64_t now_ns() {
   // steady_clock is CLOCK_MONOTONIC on Linux, the clock X-Orchlab-Deadline-Ns uses.
@@ -39,9 +39,10 @@ std::uint64_t splitmix64(std::uint64_t x) {
 struct CallerStats {
   LogHistogram latency_ns;
   LogHistogram overshoot_ns;
-  std::uint64_t orchestrations = 0, complete = 0, partial = 0, failed = 0, timed_out = 0;
+  std::uint64_t orchestrations = 0, completed_in_window = 0;
+  std::uint64_t complete = 0, partial = 0, failed = 0, timed_out = 0;
   std::uint64_t calls = 0, ok = 0, http = 0, transport = 0, cancelled = 0, unanswered = 0;
-  std::uint64_t late_starts = 0, dropped_starts = 0;
+  std::uint64_t starts_late = 0, starts_expired = 0;
   std::vector<std::uint64_t> started, finished;
   std::int64_t last_end_ns = 0;
 
@@ -52,14 +53,53 @@ struct CallerStats {
   }
 };
 
-// What every caller of one repetition shares, read-only.
+// The open loop's one schedule of intended starts for a repetition, shared by
+// every worker: whichever worker is idle takes the next start (wrk2's model).
+// Starts begin with the warm-up and end with the window. Evenly spaced, or
+// exponential gaps of the same mean (Poisson arrivals) from a fixed seed.
+class Schedule {
+ public:
+  Schedule(std::int64_t begin_ns, std::int64_t end_ns, double rate, bool poisson,
+           std::uint64_t seed)
+      : begin_ns_(begin_ns),
+        end_ns_(end_ns),
+        period_ns_(1e9 / rate),
+        poisson_(poisson),
+        rng_(seed) {}
+
+  struct Start {
+    std::int64_t intended_ns;
+    std::uint64_t seq;  // position in the schedule: the call keys derive from it
+  };
+  std::optional<Start> take() {
+    std::lock_guard lock(mutex_);
+    const auto at = begin_ns_ + static_cast<std::int64_t>(offset_ns_);
+    if (at >= end_ns_) return std::nullopt;
+    offset_ns_ += poisson_ ? exponential_(rng_) * period_ns_ : period_ns_;
+    return Start{at, next_++};
+  }
+
+ private:
+  const std::int64_t begin_ns_, end_ns_;
+  const double period_ns_;
+  const bool poisson_;
+  std::mutex mutex_;
+  double offset_ns_ = 0;
+  std::uint64_t next_ = 0;
+  std::mt19937_64 rng_;
+  std::exponential_distribution<double> exponential_{1.0};
+};
+
+// What every caller of one repetition shares, read-only (but the schedule).
 struct Load {
   const CellEnv* env;
   int repetition;
-  std::int64_t t0_ns;
+  std::int64_t warmup_start_ns;  // load begins
+  std::int64_t t0_ns;            // the window begins: only starts from here count
   std::int64_t window_end_ns;
   std::int64_t deadline_ns;
   std::vector<std::string> call_urls;  // call i goes to call_urls[i % size]
+  Schedule* schedule = nullptr;        // open loop
 };
 
 Plan make_plan(const Load& load) {
@@ -71,16 +111,32 @@ Plan make_plan(const Load& load) {
   return plan;
 }
 
+// Records one orchestration that counts (its intended start is in the window).
+void record(const Load& load, CallerStats& s, std::int64_t intended_ns, std::int64_t end_ns) {
+  s.bump(s.started, intended_ns - load.t0_ns);
+  s.bump(s.finished, end_ns - load.t0_ns);
+  s.last_end_ns = std::max(s.last_end_ns, end_ns);
+  ++s.orchestrations;
+  if (end_ns <= load.window_end_ns) ++s.completed_in_window;
+  // From the intended start: in the open loop a stalled schedule shows.
+  const std::int64_t latency = std::max<std::int64_t>(0, end_ns - intended_ns);
+  s.latency_ns.record(static_cast<std::uint64_t>(latency));
+  s.overshoot_ns.record(
+      static_cast<std::uint64_t>(std::max<std::int64_t>(0, latency - load.deadline_ns)));
+}
+
 // One orchestration: the census scope around run() is what attributes the
-// tasks it leaves behind to it.
+// tasks it leaves behind to it. Its deadline counts from `intended_ns` (in
+// the open loop a start that waited has less of its budget left).
 void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t intended_ns,
                  Plan& plan, CallerStats& s) {
   const std::int64_t start = now_ns();
+  const std::int64_t due = intended_ns + load.deadline_ns;
+  plan.deadline = std::chrono::milliseconds(std::max<std::int64_t>(0, (due - start) / 1'000'000));
   for (std::size_t i = 0; i < plan.calls.size(); ++i) {
     plan.calls[i].key = call_key(load.repetition, caller, seq, static_cast<int>(i));
-    plan.calls[i].deadline_ns = start + load.deadline_ns;
+    plan.calls[i].deadline_ns = due;
   }
-  s.bump(s.started, start - load.t0_ns);
   Outcome out;
   bool threw = false;
   {
@@ -93,16 +149,11 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
     scope.mark_returned();
   }
   const std::int64_t end = now_ns();
-  s.bump(s.finished, end - load.t0_ns);
-  s.last_end_ns = std::max(s.last_end_ns, end);
-  ++s.orchestrations;
-  // Open loop: from the intended start, so a stalled schedule shows.
-  s.latency_ns.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, end - intended_ns)));
-  s.overshoot_ns.record(
-      static_cast<std::uint64_t>(std::max<std::int64_t>(0, end - start - load.deadline_ns)));
+  if (intended_ns < load.t0_ns) return;  // warm-up: run, not counted
+  record(load, s, intended_ns, end);
+  s.calls += plan.calls.size();
   if (threw) {
     ++s.failed;
-    s.calls += plan.calls.size();
     s.unanswered += plan.calls.size();
     return;
   }
@@ -120,7 +171,6 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
       ++s.timed_out;
       break;
   }
-  s.calls += plan.calls.size();
   for (std::size_t i = 0; i < plan.calls.size(); ++i) {
     if (i >= out.slots.size() || !out.slots[i]) {
       ++s.unanswered;
@@ -147,7 +197,7 @@ bool interrupted(const Load& load) {
   return load.env->interrupted && load.env->interrupted->load(std::memory_order_relaxed);
 }
 
-// Closed loop: back to back until the window ends.
+// Closed loop: back to back from the warm-up until the window ends.
 void closed_caller(const Load& load, int caller, CallerStats& s) {
   Plan plan = make_plan(load);
   for (std::uint64_t seq = 0; now_ns() < load.window_end_ns && !interrupted(load); ++seq) {
@@ -155,35 +205,40 @@ void closed_caller(const Load& load, int caller, CallerStats& s) {
   }
 }
 
-// Open loop: worker w owns slots w, w+C, w+2C, ... of a fixed schedule at
-// `rate`. A slot whose worker is still busy starts late (and its latency
-// counts from the slot); slots not started when the window ends are dropped.
-void open_caller(const Load& load, int caller, int workers, double rate, CallerStats& s) {
+// Open loop: take the next due start of the shared schedule, wait for it,
+// run it. A start whose deadline passed while it waited for a worker is a
+// timed-out orchestration that never ran, its wait in the histogram: the
+// queue is what an overloaded service makes its callers see.
+void open_worker(const Load& load, CallerStats& s) {
   Plan plan = make_plan(load);
-  const double period_ns = 1e9 / rate;
-  const auto total = static_cast<std::uint64_t>(
-      std::ceil(static_cast<double>(load.window_end_ns - load.t0_ns) / period_ns));
-  const auto step = static_cast<std::uint64_t>(workers);
-  for (std::uint64_t k = static_cast<std::uint64_t>(caller), seq = 0; k < total; k += step, ++seq) {
-    const std::int64_t intended =
-        load.t0_ns + static_cast<std::int64_t>(static_cast<double>(k) * period_ns);
+  while (!interrupted(load)) {
+    const auto start = load.schedule->take();
+    if (!start) break;
     std::int64_t now = now_ns();
-    while (intended > now && !interrupted(load)) {
-      const auto nap = std::min<std::int64_t>(intended - now, 50'000'000);
-      std::this_thread::sleep_for(std::chrono::nanoseconds(nap));
+    while (start->intended_ns > now && !interrupted(load)) {
+      std::this_thread::sleep_for(
+          std::chrono::nanoseconds(std::min<std::int64_t>(start->intended_ns - now, 50'000'000)));
       now = now_ns();
     }
-    if (now >= load.window_end_ns || interrupted(load)) {
-      s.dropped_starts += (total - k + step - 1) / step;
-      break;
+    if (interrupted(load)) break;
+    const bool counts = start->intended_ns >= load.t0_ns;
+    // Keys from the schedule position (caller 0), not from the worker that
+    // happened to take it: the same start meets the same faults in any run.
+    if (now - start->intended_ns >= load.deadline_ns - 1'000'000) {  // < 1 ms of budget left
+      if (!counts) continue;
+      ++s.starts_expired;
+      ++s.timed_out;
+      record(load, s, start->intended_ns, now);
+      continue;
     }
-    if (now - intended > kLateStartNs) ++s.late_starts;
-    orchestrate(load, caller, seq, intended, plan, s);
+    if (counts && now - start->intended_ns > kLateStartNs) ++s.starts_late;
+    orchestrate(load, 0, start->seq, start->intended_ns, plan, s);
   }
 }
 
-// Samples the census and the process every 100 ms, aligned to t0, for the
-// time series and the thread/RSS peaks.
+// Samples the process every 10 ms for the thread and RSS peaks, and every
+// 100 ms (aligned to the window's start) the census and the process for the
+// time series.
 class Sampler {
  public:
   Sampler(std::int64_t t0_ns, std::shared_ptr<census::Ledger> ledger)
@@ -202,16 +257,22 @@ class Sampler {
   std::int64_t peak_rss_kb = 0;
 
  private:
+  static constexpr std::int64_t kPeakNs = 10'000'000;
   void loop() {
     std::unique_lock lock(mutex_);
+    const std::int64_t first = now_ns();
+    std::int64_t next_bucket = t0_ns_ + kBucketNs;
     for (std::int64_t k = 1;; ++k) {
-      const auto due = Clock::time_point(std::chrono::nanoseconds(t0_ns_ + k * kBucketNs));
+      const auto due = Clock::time_point(std::chrono::nanoseconds(first + k * kPeakNs));
       if (cv_.wait_until(lock, due, [this] { return stopping_; })) return;
-      live_tasks.push_back(ledger_->totals().live_tasks);
       const std::int64_t threads = os_thread_count();
-      os_threads.push_back(threads);
       peak_threads = std::max(peak_threads, threads);
       peak_rss_kb = std::max(peak_rss_kb, sys::rss_kb());
+      if (now_ns() >= next_bucket) {
+        next_bucket += kBucketNs;
+        live_tasks.push_back(ledger_->totals().live_tasks);
+        os_threads.push_back(threads);
+      }
     }
   }
   std::int64_t t0_ns_;
@@ -221,6 +282,17 @@ class Sampler {
   bool stopping_ = false;
   std::thread thread_;
 };
+
+// Waits until every task of this repetition's orchestrations has ended, or
+// `timeout`: leftovers of an earlier repetition do not hold this one up.
+bool wait_ledger_idle(const census::Ledger& ledger, std::chrono::milliseconds timeout) {
+  const auto until = Clock::now() + timeout;
+  while (ledger.totals().live_tasks > 0) {
+    if (Clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -293,45 +365,66 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   // This repetition's orchestrations count into a ledger of their own:
   // leftovers of an earlier repetition that end now are not charged here.
   const auto ledger = census::install_ledger();
-  const auto lock0 = lock_stats();
-  const auto use0 = sys::usage();
+  // Memory and threads are counted above this repetition's own baseline:
+  // the free heap an earlier cell left is handed back first, so RSS growth
+  // here is this cell's, whatever ran before it.
+  ::malloc_trim(0);
   const bool hwm_reset = sys::reset_rss_peak();
+  m.rss_baseline_kb = sys::rss_kb();
+  m.threads_baseline = os_thread_count();
+  const auto lock0 = lock_stats();
 
   Load load;
   load.env = &env;
   load.repetition = repetition_index;
   load.deadline_ns = static_cast<std::int64_t>(sc.deadline_ms) * 1'000'000;
-  for (const auto& url : env.services->urls()) load.call_urls.push_back(url + kCallPath);
-  load.t0_ns = now_ns();
+  load.call_urls = env.services->urls();  // as given, path and query included
+  m.warmup_s = warmup_seconds(sc);
+  m.window_s = sc.duration_s;
+  load.warmup_start_ns = now_ns();
+  load.t0_ns = load.warmup_start_ns + static_cast<std::int64_t>(m.warmup_s * 1e9);
   load.window_end_ns = load.t0_ns + static_cast<std::int64_t>(sc.duration_s * 1e9);
+  std::optional<Schedule> schedule;
+  if (sc.mode == Mode::open) {
+    m.open_loop = true;
+    m.target_rate = sc.rate;
+    schedule.emplace(load.warmup_start_ns, load.window_end_ns, sc.rate, sc.poisson,
+                     splitmix64(static_cast<std::uint64_t>(repetition_index) + 0x5eed));
+    load.schedule = &*schedule;
+  }
 
-  // Drive: C callers, joined before anything is summed.
+  // Drive: C callers (closed) or C workers (open), joined before anything is
+  // summed. CPU and context switches are taken over the window alone (the
+  // warm-up's are not the window's), plus the drain.
   Sampler sampler(load.t0_ns, ledger);
   std::vector<CallerStats> per_caller(static_cast<std::size_t>(cell.concurrency));
+  sys::Usage use0{};
   {
     std::vector<std::thread> callers;
     callers.reserve(per_caller.size());
     for (int c = 0; c < cell.concurrency; ++c) {
       if (sc.mode == Mode::open)
-        callers.emplace_back(open_caller, std::cref(load), c, cell.concurrency, sc.rate,
-                             std::ref(per_caller[c]));
+        callers.emplace_back(open_worker, std::cref(load), std::ref(per_caller[c]));
       else
         callers.emplace_back(closed_caller, std::cref(load), c, std::ref(per_caller[c]));
     }
+    const auto t0 = Clock::time_point(std::chrono::nanoseconds(load.t0_ns));
+    while (Clock::now() < t0 && !(env.interrupted && env.interrupted->load()))
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    use0 = sys::usage();
     for (auto& t : callers) t.join();
   }
   const bool was_interrupted = env.interrupted && env.interrupted->load();
   const std::int64_t callers_done = now_ns();
-  m.threads_end = os_thread_count();
+  m.threads_end = os_thread_count() - m.threads_baseline;
   m.leaked_tasks_end = ledger->totals().live_tasks;
 
-  // Drain: wait (bounded) for what the pattern left running, so this
-  // repetition's zombies are measured in full and never reach the services'
-  // counters of the next one. (The census metrics are this repetition's
-  // ledger's: tasks that outlive the bound are never charged to the next.)
+  // Drain: wait (bounded) for what this repetition's orchestrations left
+  // running, so its zombies are measured in full and never reach the
+  // services' counters of the next one.
   const auto drain_start = Clock::now();
-  m.drained =
-      census::wait_idle(was_interrupted ? std::chrono::milliseconds(1000) : env.drain_timeout);
+  m.drained = wait_ledger_idle(
+      *ledger, was_interrupted ? std::chrono::milliseconds(1000) : env.drain_timeout);
   m.drain_ms = std::chrono::duration<double, std::milli>(Clock::now() - drain_start).count();
   sampler.stop();
   const std::int64_t drain_end = now_ns();
@@ -342,6 +435,7 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
     m.latency_ns.merge(s.latency_ns);
     m.overshoot_ns.merge(s.overshoot_ns);
     m.orchestrations += s.orchestrations;
+    m.completed_in_window += s.completed_in_window;
     m.complete += s.complete;
     m.partial += s.partial;
     m.failed += s.failed;
@@ -352,14 +446,18 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
     m.call_transport_errors += s.transport;
     m.call_cancelled += s.cancelled;
     m.call_unanswered += s.unanswered;
-    m.late_starts += s.late_starts;
-    m.dropped_starts += s.dropped_starts;
+    m.starts_late += s.starts_late;
+    m.starts_expired += s.starts_expired;
     last_end = std::max(last_end, s.last_end_ns);
   }
-  // The window: first start to last return (the join itself is not load).
-  m.wall_s = static_cast<double>((m.orchestrations ? last_end : callers_done) - load.t0_ns) / 1e9;
+  m.wall_s = static_cast<double>(last_end - load.t0_ns) / 1e9;
+  if (was_interrupted) {
+    // Cut short: the window is what actually ran.
+    m.window_s = std::max(
+        0.0, static_cast<double>(std::min(callers_done, load.window_end_ns) - load.t0_ns) / 1e9);
+  }
 
-  // Census, locks, rusage, memory, pool: deltas over drive + drain, so the
+  // Census, locks, rusage, memory, pool: deltas over window + drain, so the
   // leaked work's cost is charged to the pattern that leaked it.
   census::uninstall_ledger();
   const auto census1 = ledger->totals();
@@ -373,8 +471,15 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   m.cpu_s = use1.cpu_s - use0.cpu_s;
   m.ctx_switches_voluntary = use1.ctx_voluntary - use0.ctx_voluntary;
   m.ctx_switches_involuntary = use1.ctx_involuntary - use0.ctx_involuntary;
-  m.rss_peak_kb = std::max(hwm_reset ? sys::rss_peak_kb() : std::int64_t{0}, sampler.peak_rss_kb);
-  m.threads_peak = std::max(sampler.peak_threads, m.threads_end);
+  const std::int64_t peak_rss =
+      std::max(hwm_reset ? sys::rss_peak_kb() : std::int64_t{0}, sampler.peak_rss_kb);
+  m.rss_peak_kb = std::max<std::int64_t>(0, peak_rss - m.rss_baseline_kb);
+  if (!hwm_reset)
+    m.notes.push_back(
+        "rss_peak_kb: /proc/self/clear_refs is not writable here, so the peak is the 10 ms "
+        "sampler's, which can miss a shorter spike");
+  m.threads_peak =
+      std::max<std::int64_t>(sampler.peak_threads, os_thread_count()) - m.threads_baseline;
   // The pool the calls went through: the pattern's own (async-group) or the
   // shared client behind the Fetch. One that saw no request gives no numbers
   // rather than zeros that would read as "never starved".
@@ -389,9 +494,10 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
 
   // The time series: callers' buckets summed, sampler's aligned to t0.
   auto& ser = m.series;
-  ser.window_ms = static_cast<double>(callers_done - load.t0_ns) / 1e6;
-  const auto buckets =
-      static_cast<std::size_t>((drain_end - load.t0_ns + kBucketNs - 1) / kBucketNs);
+  ser.window_ms =
+      static_cast<double>(std::min(callers_done, load.window_end_ns) - load.t0_ns) / 1e6;
+  const auto buckets = static_cast<std::size_t>(
+      std::max<std::int64_t>(0, drain_end - load.t0_ns + kBucketNs - 1) / kBucketNs);
   ser.started.assign(buckets, 0);
   ser.finished.assign(buckets, 0);
   for (const auto& s : per_caller) {

@@ -27,6 +27,7 @@ using Clock = std::chrono::steady_clock;
 struct Target {
   std::string origin;  ///< "http://127.0.0.1:41234" (scheme://host:port, port explicit)
   std::string path;    ///< "/users?delay_ms=5" ("/" when the URL has none)
+  std::string host;    ///< "127.0.0.1", "[::1]": picks the deadline header
 };
 
 std::optional<Target> parse_url(std::string_view url) {
@@ -46,6 +47,7 @@ std::optional<Target> parse_url(std::string_view url) {
   const bool has_port =
       colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket);
   t.origin.append(url.substr(0, authority_begin)).append(authority);
+  t.host = authority.substr(0, has_port ? colon : authority.size());
   if (!has_port) t.origin.append(scheme == "https" ? ":443" : ":80");
   if (path_begin == std::string_view::npos) {
     t.path = "/";
@@ -245,8 +247,10 @@ Reply Client::get(const Call& call, std::stop_token stop) {
 
   httplib::Headers headers;
   if (call.key != 0) headers.emplace("X-Orchlab-Key", std::to_string(call.key));
-  if (call.deadline_ns != 0)
-    headers.emplace("X-Orchlab-Deadline-Ns", std::to_string(call.deadline_ns));
+  if (call.deadline_ns != 0) {
+    auto [name, value] = deadline_header(target->host, call.deadline_ns);
+    headers.emplace(std::string(name), std::move(value));
+  }
 
   Reply reply;
   bool ok = false;

@@ -50,8 +50,10 @@ void Progress::end_cell(const std::string& summary) {
   std::lock_guard lock(mutex_);
   planned_done_s_ += planned_cell_s_;
   if (quiet_ || tty_) return;
-  const double cell_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - cell_start_).count();
-  std::fprintf(stderr, "[%zu/%zu] %s  %s  (%.1fs)\n", index_ + 1, cells_, name_.c_str(), summary.c_str(), cell_s);
+  const double cell_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - cell_start_).count();
+  std::fprintf(stderr, "[%zu/%zu] %s  %s  (%.1fs)\n", index_ + 1, cells_, name_.c_str(),
+               summary.c_str(), cell_s);
   std::fflush(stderr);
 }
 
@@ -70,8 +72,10 @@ void Progress::finish() {
 }
 
 std::string Progress::eta_locked() const {
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const double cell_elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - cell_start_).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double cell_elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - cell_start_).count();
   // Drift: actual over planned time of what is done (cells plus the running
   // one, capped at its plan), applied to what is left.
   const double done_plan = planned_done_s_ + std::min(cell_elapsed, planned_cell_s_);
@@ -81,11 +85,12 @@ std::string Progress::eta_locked() const {
 }
 
 void Progress::redraw_locked() {
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   std::string rep;
   if (reps_ > 1) rep = "  rep " + std::to_string(rep_ + 1) + "/" + std::to_string(reps_);
-  std::fprintf(stderr, "\r\033[K[%zu/%zu] %s%s  elapsed %s  ETA %s", index_ + 1, cells_, name_.c_str(), rep.c_str(),
-               format_seconds(elapsed).c_str(), eta_locked().c_str());
+  std::fprintf(stderr, "\r\033[K[%zu/%zu] %s%s  elapsed %s  ETA %s", index_ + 1, cells_,
+               name_.c_str(), rep.c_str(), format_seconds(elapsed).c_str(), eta_locked().c_str());
   std::fflush(stderr);
 }
 

@@ -20,6 +20,9 @@
 #ifndef ORCHLAB_BUILD_TYPE
 #define ORCHLAB_BUILD_TYPE ""
 #endif
+#ifndef ORCHLAB_SANITIZER
+#define ORCHLAB_SANITIZER ""
+#endif
 
 namespace orchlab::harness {
 // ordered: fields appear in the order DESIGN.md lists them, as Google
@@ -27,25 +30,35 @@ namespace orchlab::harness {
 using json = nlohmann::ordered_json;
 namespace {
 
-
-
 double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
 // Fields whose _mean comes from the merged histograms, not from averaging.
-const std::vector<std::string> kHistogramFields = {"p50_us", "p90_us", "p99_us", "p999_us", "max_us",
-                                                   "deadline_overshoot_p99_us", "pool_wait_p99_us"};
+const std::vector<std::string> kHistogramFields = {
+    "p50_us",          "p90_us", "p99_us", "p999_us", "max_us", "deadline_overshoot_p99_us",
+    "pool_wait_p99_us"};
+
+// A quantile q needs at least 1 / (1 - q) samples to be more than the
+// maximum in disguise: p99 100, p99.9 1,000.
+constexpr std::uint64_t min_samples(double q) {
+  return static_cast<std::uint64_t>(1.0 / (1.0 - q) + 0.5);
+}
+
+json quantile_or_null(const LogHistogram& h, double q) {
+  return h.count() >= min_samples(q) ? json(us(h.quantile(q))) : json(nullptr);
+}
 
 void latency_fields(json& e, const LogHistogram& lat, const LogHistogram& over,
                     const LogHistogram* pool_wait) {
-  e["p50_us"] = us(lat.quantile(0.50));
-  e["p90_us"] = us(lat.quantile(0.90));
-  e["p99_us"] = us(lat.quantile(0.99));
-  e["p999_us"] = us(lat.quantile(0.999));
-  e["max_us"] = us(lat.max());
-  e["deadline_overshoot_p99_us"] = us(over.quantile(0.99));
-  e["pool_wait_p99_us"] = pool_wait ? json(us(pool_wait->quantile(0.99))) : json(nullptr);
+  e["p50_us"] = quantile_or_null(lat, 0.50);
+  e["p90_us"] = quantile_or_null(lat, 0.90);
+  e["p99_us"] = quantile_or_null(lat, 0.99);
+  e["p999_us"] = quantile_or_null(lat, 0.999);
+  e["max_us"] = lat.count() ? json(us(lat.max())) : json(nullptr);
+  e["latency_samples"] = lat.count();
+  e["deadline_overshoot_p99_us"] = quantile_or_null(over, 0.99);
+  e["pool_wait_p99_us"] = pool_wait ? quantile_or_null(*pool_wait, 0.99) : json(nullptr);
+  e["pool_wait_samples"] = pool_wait ? json(pool_wait->count()) : json(nullptr);
 }
-
 
 std::string compiler() {
 #if defined(__clang__)
@@ -78,7 +91,8 @@ void write_pretty(std::string& out, const json& v, int indent) {
     }
     out += "\n" + pad + "}";
   } else if (v.is_array()) {
-    const bool scalars = std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_primitive(); });
+    const bool scalars =
+        std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_primitive(); });
     if (scalars) {
       out += v.dump();
       return;
@@ -109,19 +123,45 @@ std::string date_now() {
 }
 
 const std::vector<std::string>& metric_fields() {
-  static const std::vector<std::string> fields = {
-      "pattern", "scenario", "fanout", "concurrency", "items_per_second", "p50_us", "p90_us",
-      "p99_us", "p999_us", "max_us", "complete", "partial", "failed", "timed_out",
-      "deadline_overshoot_p99_us", "leaked_tasks_at_return", "leaked_tasks_end", "zombie_task_s",
-      "late_completions", "threads_peak", "threads_end", "drain_ms", "pool_wait_p99_us",
-      "pool_exhausted", "lock_wait_ns", "lock_contended", "ctx_switches_voluntary",
-      "ctx_switches_involuntary", "rss_peak_kb", "server_client_aborts",
-      "server_work_past_deadline_ms", "server_abort_lag_p99_ms", "infeasible"};
+  static const std::vector<std::string> fields = {"pattern",
+                                                  "scenario",
+                                                  "fanout",
+                                                  "concurrency",
+                                                  "items_per_second",
+                                                  "p50_us",
+                                                  "p90_us",
+                                                  "p99_us",
+                                                  "p999_us",
+                                                  "max_us",
+                                                  "complete",
+                                                  "partial",
+                                                  "failed",
+                                                  "timed_out",
+                                                  "deadline_overshoot_p99_us",
+                                                  "leaked_tasks_at_return",
+                                                  "leaked_tasks_end",
+                                                  "zombie_task_s",
+                                                  "late_completions",
+                                                  "threads_peak",
+                                                  "threads_end",
+                                                  "drain_ms",
+                                                  "pool_wait_p99_us",
+                                                  "pool_exhausted",
+                                                  "lock_wait_ns",
+                                                  "lock_contended",
+                                                  "ctx_switches_voluntary",
+                                                  "ctx_switches_involuntary",
+                                                  "rss_peak_kb",
+                                                  "server_client_aborts",
+                                                  "server_work_past_deadline_ms",
+                                                  "server_abort_lag_p99_ms",
+                                                  "infeasible"};
   return fields;
 }
 
 json benchmark_entry(const Measurement& m) {
-  const std::string run_name = m.scenario + "/" + m.pattern + "/fanout:" + std::to_string(m.fanout) +
+  const std::string run_name = m.scenario + "/" + m.pattern +
+                               "/fanout:" + std::to_string(m.fanout) +
                                "/concurrency:" + std::to_string(m.concurrency) + "/real_time";
   const bool ran = !m.infeasible;
   json e = json::object();
@@ -153,8 +193,13 @@ json benchmark_entry(const Measurement& m) {
     if (!e.contains(f)) e[f] = nullptr;
   // Not measured (infeasible cell, or a pattern with its own pool): null,
   // never a zero that reads as "fine".
-  auto val = [&](auto v, bool measured = true) { return ran && measured ? json(v) : json(nullptr); };
-  e["items_per_second"] = val(m.wall_s > 0 ? static_cast<double>(m.orchestrations) / m.wall_s : 0.0);
+  auto val = [&](auto v, bool measured = true) {
+    return ran && measured ? json(v) : json(nullptr);
+  };
+  // Throughput: orchestrations that started and returned inside the window,
+  // over the window. One that returns after it counts in the latency only.
+  e["items_per_second"] =
+      val(m.window_s > 0 ? static_cast<double>(m.completed_in_window) / m.window_s : 0.0);
   if (ran) {
     latency_fields(e, m.latency_ns, m.overshoot_ns, m.pool_measured ? &m.pool_wait_ns : nullptr);
   } else {
@@ -177,14 +222,21 @@ json benchmark_entry(const Measurement& m) {
   e["ctx_switches_voluntary"] = val(m.ctx_switches_voluntary);
   e["ctx_switches_involuntary"] = val(m.ctx_switches_involuntary);
   e["rss_peak_kb"] = val(m.rss_peak_kb);
+  // A server field some service did not report is null (lab.notes says
+  // which), never an invented 0.
   const bool srv = m.server.has_value();
-  e["server_client_aborts"] = val(srv ? m.server->client_aborts : 0, srv);
-  e["server_work_past_deadline_ms"] = val(srv ? m.server->work_past_deadline_ms : 0.0, srv);
-  e["server_abort_lag_p99_ms"] = val(srv ? m.server->abort_lag_p99_ms : 0.0, srv);
+  auto server_val = [&](const auto& field) { return srv && field ? val(*field) : json(nullptr); };
+  e["server_client_aborts"] = server_val(srv ? m.server->client_aborts : std::nullopt);
+  e["server_work_past_deadline_ms"] =
+      server_val(srv ? m.server->work_past_deadline_ms : std::nullopt);
+  e["server_abort_lag_p99_ms"] = server_val(srv ? m.server->abort_lag_p99_ms : std::nullopt);
   e["infeasible"] = ran ? json(nullptr) : json(*m.infeasible);
   // Beyond DESIGN.md's list: what explains the numbers above.
   e["deadline_ms"] = m.deadline_ms;
+  e["warmup_s"] = val(m.warmup_s);
+  e["window_s"] = val(m.window_s);
   e["wall_s"] = val(m.wall_s);
+  e["completed_in_window"] = val(m.completed_in_window);
   e["cpu_s"] = val(m.cpu_s);
   e["calls"] = val(m.calls);
   e["call_ok"] = val(m.call_ok);
@@ -192,12 +244,25 @@ json benchmark_entry(const Measurement& m) {
   e["call_transport_errors"] = val(m.call_transport_errors);
   e["call_cancelled"] = val(m.call_cancelled);
   e["call_unanswered"] = val(m.call_unanswered);
-  e["late_starts"] = val(m.late_starts);
-  e["dropped_starts"] = val(m.dropped_starts);
+  if (m.open_loop) {
+    // The rate the schedule was kept at: starts of the window that a worker
+    // began (late or not) rather than letting them expire in the queue.
+    const double achieved =
+        m.window_s > 0 ? static_cast<double>(m.orchestrations - m.starts_expired) / m.window_s
+                       : 0.0;
+    e["target_rate"] = m.target_rate;
+    e["achieved_rate"] = val(achieved);
+    e["saturated"] = val(achieved < 0.95 * m.target_rate);
+    e["starts_late"] = val(m.starts_late);
+    e["starts_expired"] = val(m.starts_expired);
+  }
+  e["threads_baseline"] = val(m.threads_baseline);
+  e["rss_baseline_kb"] = val(m.rss_baseline_kb);
   e["drained"] = val(m.drained);
-  e["server_requests"] = val(srv ? m.server->requests : 0, srv);
-  e["server_completed_after_deadline"] = val(srv ? m.server->completed_after_deadline : 0, srv);
-  e["server_max_in_flight"] = val(srv ? m.server->max_in_flight : 0, srv);
+  e["server_requests"] = server_val(srv ? m.server->requests : std::nullopt);
+  e["server_completed_after_deadline"] =
+      server_val(srv ? m.server->completed_after_deadline : std::nullopt);
+  e["server_max_in_flight"] = server_val(srv ? m.server->max_in_flight : std::nullopt);
   e["server_unreachable"] = val(srv ? m.server->unreachable : 0, srv);
   return e;
 }
@@ -292,11 +357,13 @@ json context_json(const RunInfo& info) {
   c["host_name"] = h.host_name;
   c["executable"] = info.executable;
   c["num_cpus"] = h.num_cpus;
+  c["usable_cpus"] = h.usable_cpus;
   c["mhz_per_cpu"] = static_cast<int>(std::lround(h.mhz_per_cpu));
   c["cpu_scaling_enabled"] = h.cpu_scaling_enabled;
   json caches = json::array();
   for (const auto& k : h.caches)
-    caches.push_back({{"type", k.type}, {"level", k.level}, {"size", k.size}, {"num_sharing", k.num_sharing}});
+    caches.push_back(
+        {{"type", k.type}, {"level", k.level}, {"size", k.size}, {"num_sharing", k.num_sharing}});
   c["caches"] = caches;
   c["load_avg"] = h.load_avg;
 #ifdef NDEBUG
@@ -308,8 +375,12 @@ json context_json(const RunInfo& info) {
   c["git_sha"] = ORCHLAB_GIT_SHA;
   c["build_type"] = std::string(ORCHLAB_BUILD_TYPE).empty() ? "none" : ORCHLAB_BUILD_TYPE;
   c["compiler"] = compiler();
+  // A sanitizer's allocator and shadow memory are in every RSS and CPU
+  // figure: such a report measures the instrumented program.
+  c["sanitizer"] = std::string(ORCHLAB_SANITIZER).empty() ? json(nullptr) : json(ORCHLAB_SANITIZER);
   c["command_line"] = info.command_line;
   c["interrupted"] = info.interrupted;
+  c["shuffle_seed"] = info.shuffle_seed;
   return c;
 }
 
@@ -335,7 +406,8 @@ json metrics_metadata() {
   x["leaked_tasks_end"] = m("tasks", "lower");
   x["zombie_task_s"] = m("s", "lower");
   x["late_completions"] = m("calls", "lower");
-  for (const char* f : {"leaked_tasks_at_return", "leaked_tasks_end", "zombie_task_s", "late_completions"})
+  for (const char* f :
+       {"leaked_tasks_at_return", "leaked_tasks_end", "zombie_task_s", "late_completions"})
     x[f]["must_be_zero_for"] = groups;
   x["threads_peak"] = m("threads", "lower");
   x["threads_end"] = m("threads", "lower");
@@ -353,9 +425,33 @@ json metrics_metadata() {
   x["server_work_past_deadline_ms"] = m("ms", "lower");
   x["server_abort_lag_p99_ms"] = m("ms", "lower");
   x["call_transport_errors"] = m("calls", "lower");
-  x["late_starts"] = m("orchestrations", "lower");
-  x["dropped_starts"] = m("orchestrations", "lower");
+  x["achieved_rate"] = m("1/s", "higher");
+  x["starts_late"] = m("orchestrations", "lower");
+  x["starts_expired"] = m("orchestrations", "lower");
   return x;
+}
+
+// Why a field is null or what it rests on, once per run: the measurements'
+// own notes, and one per percentile that some cell had too few samples for.
+json run_notes(const std::vector<Measurement>& measurements) {
+  std::vector<std::string> notes;
+  auto add = [&](const std::string& n) {
+    if (std::find(notes.begin(), notes.end(), n) == notes.end()) notes.push_back(n);
+  };
+  for (const auto& m : measurements) {
+    for (const auto& n : m.notes) add(n);
+    if (m.infeasible) continue;
+    const std::uint64_t n = m.latency_ns.count();
+    for (const auto& [field, q] : {std::pair{"p50_us", 0.50}, std::pair{"p90_us", 0.90},
+                                   std::pair{"p99_us", 0.99}, std::pair{"p999_us", 0.999}}) {
+      if (n < min_samples(q))
+        add(std::string(field) + " is null where a repetition has fewer than " +
+            std::to_string(min_samples(q)) +
+            " latency samples (latency_samples gives each count); the _mean entry's comes "
+            "from the merged histogram and may exist");
+    }
+  }
+  return notes;
 }
 
 json build_report(const RunInfo& info, const std::vector<Measurement>& measurements,
@@ -373,21 +469,20 @@ json build_report(const RunInfo& info, const std::vector<Measurement>& measureme
       return a.scenario == b.scenario && a.pattern == b.pattern && a.fanout == b.fanout &&
              a.concurrency == b.concurrency;
     };
-    while (j < measurements.size() && same_cell(measurements[i], measurements[j])) reps.push_back(&measurements[j++]);
+    while (j < measurements.size() && same_cell(measurements[i], measurements[j]))
+      reps.push_back(&measurements[j++]);
     for (const auto* m : reps) benchmarks.push_back(benchmark_entry(*m));
     if (!reps.front()->infeasible) {
       for (auto& a : aggregate_entries(reps)) benchmarks.push_back(std::move(a));
       const auto& m = *reps.front();
-      const std::string cell = m.scenario + "/" + m.pattern + "/fanout:" + std::to_string(m.fanout) +
+      const std::string cell = m.scenario + "/" + m.pattern +
+                               "/fanout:" + std::to_string(m.fanout) +
                                "/concurrency:" + std::to_string(m.concurrency);
-      series[cell] = {{"repetition_index", m.repetition_index},
-                      {"bucket_ms", m.series.bucket_ms},
-                      {"window_ms", m.series.window_ms},
-                      {"started", m.series.started},
-                      {"finished", m.series.finished},
-                      {"in_flight", m.series.in_flight},
-                      {"live_tasks", m.series.live_tasks},
-                      {"os_threads", m.series.os_threads}};
+      series[cell] = {
+          {"repetition_index", m.repetition_index}, {"bucket_ms", m.series.bucket_ms},
+          {"window_ms", m.series.window_ms},        {"started", m.series.started},
+          {"finished", m.series.finished},          {"in_flight", m.series.in_flight},
+          {"live_tasks", m.series.live_tasks},      {"os_threads", m.series.os_threads}};
     }
     i = j;
   }
@@ -395,6 +490,7 @@ json build_report(const RunInfo& info, const std::vector<Measurement>& measureme
   doc["lab"] = {{"schema_version", 1},
                 {"metrics", metrics_metadata()},
                 {"scenarios", scenarios.is_null() ? json::object() : scenarios},
+                {"notes", run_notes(measurements)},
                 {"series", std::move(series)}};
   return doc;
 }
@@ -408,7 +504,8 @@ void write_atomic(const std::filesystem::path& path, const json& doc) {
   std::string text;
   write_pretty(text, doc, 0);
   text += "\n";
-  const fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()));
+  const fs::path tmp =
+      dir / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error("cannot write " + tmp.string());
   std::size_t done = 0;

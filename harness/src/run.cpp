@@ -3,13 +3,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <iostream>
-#include <algorithm>
 #include <map>
+#include <random>
 #include <set>
 
 #include "orchlab/census.hpp"
@@ -39,7 +40,8 @@ static_assert(std::atomic<bool>::is_always_lock_free, "used from a signal handle
 
 extern "C" void on_signal(int) {
   if (g_interrupted.exchange(true)) ::_exit(130);
-  static const char msg[] = "\norchlab: interrupted; finishing the current cell (Ctrl-C again to quit now)\n";
+  static const char msg[] =
+      "\norchlab: interrupted; finishing the current cell (Ctrl-C again to quit now)\n";
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
 }
 
@@ -70,92 +72,171 @@ void point_latest(const fs::path& folder) {
   fs::remove(tmp, ec);
   fs::create_directory_symlink(folder.filename(), tmp, ec);
   if (!ec) fs::rename(tmp, latest, ec);
-  if (ec) std::cerr << "orchlab: could not update " << latest.string() << ": " << ec.message() << "\n";
+  if (ec)
+    std::cerr << "orchlab: could not update " << latest.string() << ": " << ec.message() << "\n";
 }
 
-double planned_seconds(const Cell& cell) {
-  // The window, plus a deadline for the last orchestrations, plus reset/stats overhead.
+// One repetition: warm-up, window, a deadline for the last orchestrations,
+// reset/stats overhead.
+double planned_repetition_seconds(const Cell& cell) {
   const auto& sc = *cell.scenario;
-  return sc.repetitions * (sc.duration_s + sc.deadline_ms / 1000.0 + 0.1);
+  return warmup_seconds(sc) + sc.duration_s + sc.deadline_ms / 1000.0 + 0.1;
 }
 
-std::string cell_summary(const std::vector<Measurement>& reps) {
-  if (reps.empty()) return "";
-  if (reps.front().infeasible) return "infeasible: " + *reps.front().infeasible;
-  std::uint64_t orch = 0, leaked = 0, aborts = 0, transport = 0;
-  double wall = 0;
-  LogHistogram lat;
-  for (const auto& m : reps) {
-    orch += m.orchestrations;
-    wall += m.wall_s;
-    leaked += m.leaked_tasks_at_return;
-    aborts += m.server ? m.server->client_aborts : 0;
-    transport += m.call_transport_errors;
-    lat.merge(m.latency_ns);
+std::string repetition_summary(const Measurement& m) {
+  if (m.infeasible) return "infeasible: " + *m.infeasible;
+  char buf[64];
+  std::string out;
+  std::snprintf(buf, sizeof buf, "%.0f/s",
+                m.window_s > 0 ? m.completed_in_window / m.window_s : 0.0);
+  out += buf;
+  if (m.latency_ns.count() >= 100) {
+    std::snprintf(buf, sizeof buf, "  p99 %.1fms", m.latency_ns.quantile(0.99) / 1e6);
+    out += buf;
+  } else {
+    out += "  p99 n/a (" + std::to_string(m.latency_ns.count()) + " samples)";
   }
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%.0f/s  p99 %.1fms  leaked %llu  aborts %llu%s", wall > 0 ? orch / wall : 0.0,
-                lat.quantile(0.99) / 1e6, static_cast<unsigned long long>(leaked),
-                static_cast<unsigned long long>(aborts),
-                transport ? ("  transport errors " + std::to_string(transport)).c_str() : "");
-  return buf;
+  out += "  leaked " + std::to_string(m.leaked_tasks_at_return);
+  const bool aborts = m.server && m.server->client_aborts;
+  out += "  aborts " + (aborts ? std::to_string(*m.server->client_aborts) : std::string("n/a"));
+  if (m.call_transport_errors)
+    out += "  transport errors " + std::to_string(m.call_transport_errors);
+  return out;
 }
 
-nlohmann::ordered_json describe_scenarios(const std::vector<Scenario>& scenarios, const RunOptions& options) {
+nlohmann::ordered_json describe_scenarios(const std::vector<Scenario>& scenarios,
+                                          const RunOptions& options) {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
   for (const auto& s : scenarios) {
-    out[s.name] = {{"description", s.description},
-                   {"origin", s.origin},
-                   {"deadline_ms", s.deadline_ms},
-                   {"fanout", s.fanout},
-                   {"concurrency", s.concurrency},
-                   {"patterns", s.patterns},
-                   {"duration_s", s.duration_s},
-                   {"repetitions", s.repetitions},
-                   {"mode", to_string(s.mode)},
-                   {"rate", s.rate},
-                   {"max_conns_per_host", s.max_conns_per_host},
-                   {"limit", s.limit},
-                   {"services", nlohmann::ordered_json::parse(
-                                     (options.service_urls.empty() ? s.services : json(options.service_urls)).dump())}};
+    out[s.name] = {
+        {"description", s.description},
+        {"origin", s.origin},
+        {"deadline_ms", s.deadline_ms},
+        {"fanout", s.fanout},
+        {"concurrency", s.concurrency},
+        {"patterns", s.patterns},
+        {"duration_s", s.duration_s},
+        {"repetitions", s.repetitions},
+        {"mode", to_string(s.mode)},
+        {"rate", s.rate},
+        {"arrivals", s.poisson ? "poisson" : "constant"},
+        {"warmup_s", warmup_seconds(s)},
+        {"max_conns_per_host", s.max_conns_per_host},
+        {"limit", s.limit},
+        {"services",
+         nlohmann::ordered_json::parse(
+             (options.service_urls.empty() ? s.services : json(options.service_urls)).dump())}};
   }
   return out;
 }
 
-// Drives every cell in order; returns false when interrupted. Finished cells
-// are appended to `done` (a cell cut short by an interrupt is not).
-bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& cells, const RunOptions& options,
-               Progress& progress, std::vector<Measurement>& done) {
-  std::map<std::string, int> families;     // "scenario/pattern" -> family_index
-  std::map<std::string, int> instances;    // per family: instances so far
-  std::size_t index = 0;
+// The order repetition `r` of a scenario runs its cells in: a shuffle seeded
+// from the run's recorded seed, so drift of the machine (thermal, a neighbour)
+// spreads over every pattern instead of landing on whichever runs last.
+std::vector<std::size_t> repetition_order(std::vector<std::size_t> cells, std::uint64_t seed,
+                                          const std::string& scenario, int r) {
+  std::uint64_t h = seed ^ std::hash<std::string>{}(scenario);
+  std::mt19937_64 rng(h + static_cast<std::uint64_t>(r) * 0x9e3779b97f4a7c15ULL);
+  std::shuffle(cells.begin(), cells.end(), rng);
+  return cells;
+}
+
+// The scenario's services as --services asks: an orchlab-mock child process
+// (embedded, the default), a MockFleet in this process (inprocess), or the
+// URLs given.
+std::unique_ptr<Services> start_services(const Scenario& sc, const RunOptions& options) {
+  switch (options.services) {
+    case RunOptions::ServicesMode::embedded:
+      return Services::embedded(sc.services, find_mock_binary(options.mock_binary));
+    case RunOptions::ServicesMode::inprocess:
+      return Services::inprocess(sc.services);
+    case RunOptions::ServicesMode::remote:
+      break;
+  }
+  return Services::remote(options.service_urls);
+}
+
+// After each repetition: hands the services' notes (which /__stats field is
+// unknown, and why) to the report, and checks (waitpid WNOHANG) that the
+// orchlab-mock child still runs. A dead child is an error: said at once on
+// stderr, in lab.notes and in the exit status; the run goes on, its calls
+// failing as transport errors, so the report still shows what happened.
+void check_services(Services& services, const Cell& cell, int repetition, Measurement& m,
+                    std::vector<std::string>& service_errors) {
+  if (m.server) m.notes.insert(m.notes.end(), m.server->notes.begin(), m.server->notes.end());
+  const auto failure = services.child_failure();
+  if (!failure) return;
+  const std::string what = *failure + ", found after repetition " + std::to_string(repetition + 1) +
+                           " of " + cell.name() + ": the rest of scenario " + cell.scenario->name +
+                           "'s calls fail as transport errors";
+  m.notes.push_back("error: " + what);
+  // Off the progress line a terminal shows, onto a line of its own.
+  std::cerr << (::isatty(STDERR_FILENO) == 1 ? "\r\033[K" : "") << "orchlab: error: " << what
+            << std::endl;
+  service_errors.push_back(what);
+}
+
+// Drives every cell, repetitions interleaved: repetition 1 of every cell of a
+// scenario (in a shuffled order), then repetition 2, and so on. Returns false
+// when interrupted. Finished repetitions are appended to `done` grouped by
+// cell, in sweep order (a cell cut short by an interrupt keeps the
+// repetitions it finished). A service child that died is added to
+// `service_errors`.
+bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& cells,
+               const RunOptions& options, std::uint64_t shuffle_seed, Progress& progress,
+               std::vector<Measurement>& done, std::vector<std::string>& service_errors) {
+  std::vector<int> family_of(cells.size()), instance_of(cells.size());
+  {
+    std::map<std::string, int> families;   // "scenario/pattern" -> family_index
+    std::map<std::string, int> instances;  // per family: instances so far
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      const std::string family = cells[i].scenario->name + "/" + cells[i].pattern;
+      family_of[i] = families.emplace(family, static_cast<int>(families.size())).first->second;
+      instance_of[i] = instances[family]++;
+    }
+  }
+  std::vector<std::vector<Measurement>> by_cell(cells.size());
+  auto flush = [&] {
+    for (auto& reps : by_cell)
+      for (auto& m : reps) done.push_back(std::move(m));
+  };
+  std::size_t step = 0;
   for (const auto& sc : scenarios) {
     // One service set per scenario; reset (POST /__reset) before each repetition.
-    auto services = options.service_urls.empty() ? Services::embedded(sc.services)
-                                                 : Services::remote(options.service_urls);
-    for (const auto& cell : cells) {
-      if (cell.scenario != &sc) continue;
-      if (g_interrupted.load()) return false;
-      const std::string family = sc.name + "/" + cell.pattern;
-      const int family_index = families.emplace(family, static_cast<int>(families.size())).first->second;
-      const int instance = instances[family]++;
-      progress.begin_cell(index++, cell.name(), planned_seconds(cell));
-
-      std::vector<Measurement> reps;
-      auto reason = infeasible_reason(cell, services->urls().size(), services->is_embedded(), sys::limits());
-      PatternOptions po;
-      po.limit = sc.limit;
-      po.max_conns_per_host = sc.max_conns_per_host;
-      std::unique_ptr<Pattern> pattern;
-      if (!reason) {
-        pattern = make_pattern(cell.pattern, po);
-        if (!pattern) reason = "pattern \"" + cell.pattern + "\" is not built into this binary";
-      }
+    auto services = start_services(sc, options);
+    std::vector<std::size_t> runnable;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      if (cells[i].scenario != &sc) continue;
+      const Cell& cell = cells[i];
+      auto reason =
+          infeasible_reason(cell, services->urls().size(), services->in_process(), sys::limits());
+      if (!reason && !make_pattern(cell.pattern, {}))
+        reason = "pattern \"" + cell.pattern + "\" is not built into this binary";
       if (reason) {
-        Measurement m = cell_identity(cell, family_index, instance);
+        progress.begin_cell(step++, cell.name(), 0);
+        Measurement m = cell_identity(cell, family_of[i], instance_of[i]);
         m.infeasible = *reason;
-        reps.push_back(std::move(m));
+        progress.end_cell(repetition_summary(m));
+        by_cell[i].push_back(std::move(m));
       } else {
+        runnable.push_back(i);
+      }
+    }
+    for (int r = 0; r < sc.repetitions; ++r) {
+      for (std::size_t i : repetition_order(runnable, shuffle_seed, sc.name, r)) {
+        if (g_interrupted.load()) {
+          flush();
+          return false;
+        }
+        const Cell& cell = cells[i];
+        progress.begin_cell(step++, cell.name(), planned_repetition_seconds(cell));
+        progress.repetition(r, sc.repetitions);
+        // A fresh pattern and client per repetition: nothing one repetition
+        // leaves in them (idle connections, a grown pool) carries over.
+        PatternOptions po;
+        po.limit = sc.limit;
+        po.max_conns_per_host = sc.max_conns_per_host;
+        std::unique_ptr<Pattern> pattern = make_pattern(cell.pattern, po);
         http::PoolOptions pool;
         pool.max_conns_per_host = sc.max_conns_per_host;
         CellEnv env;
@@ -165,20 +246,21 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         env.fetch = env.client->fetch();
         env.services = services.get();
         env.interrupted = &g_interrupted;
-        env.family_index = family_index;
-        env.per_family_instance_index = instance;
-        for (int r = 0; r < sc.repetitions; ++r) {
-          progress.repetition(r, sc.repetitions);
-          bool complete = false;
-          auto m = run_repetition(env, r, complete);
-          if (!complete) return false;
-          reps.push_back(std::move(m));
+        env.family_index = family_of[i];
+        env.per_family_instance_index = instance_of[i];
+        bool complete = false;
+        auto m = run_repetition(env, r, complete);
+        if (!complete) {
+          flush();
+          return false;
         }
+        progress.end_cell(repetition_summary(m));
+        check_services(*services, cell, r, m, service_errors);
+        by_cell[i].push_back(std::move(m));
       }
-      progress.end_cell(cell_summary(reps));
-      for (auto& m : reps) done.push_back(std::move(m));
     }
   }
+  flush();
   return true;
 }
 
@@ -196,7 +278,8 @@ int run_command(const RunOptions& options, const char* argv0) {
   // 1. Scenarios -> cells, all validated before anything starts or is written.
   std::vector<Scenario> scenarios;
   try {
-    const auto names = options.scenarios.empty() ? std::vector<std::string>{"default"} : options.scenarios;
+    const auto names =
+        options.scenarios.empty() ? std::vector<std::string>{"default"} : options.scenarios;
     for (const auto& name : names) {
       for (auto& s : load_scenarios(name, scenario_dirs(), pattern_names(), options.overrides)) {
         for (const auto& have : scenarios)
@@ -208,9 +291,24 @@ int run_command(const RunOptions& options, const char* argv0) {
     std::cerr << "orchlab: " << e.what() << "\n";
     return 2;
   }
+  // The mock binary is looked up before anything runs: a --mock-binary or
+  // ORCHLAB_MOCK that is not an executable is bad input; none found at all
+  // is a run that cannot start.
+  if (options.services == RunOptions::ServicesMode::embedded) {
+    try {
+      find_mock_binary(options.mock_binary);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "orchlab: " << e.what() << "\n";
+      return 2;
+    } catch (const std::exception& e) {
+      std::cerr << "orchlab: " << e.what() << "\n";
+      return 1;
+    }
+  }
   const auto cells = expand_cells(scenarios);
   const bool default_out = options.out.empty();
-  const fs::path out = default_out ? fs::path("results") / utc_stamp() / "report.json" : fs::path(options.out);
+  const fs::path out =
+      default_out ? fs::path("results") / utc_stamp() / "report.json" : fs::path(options.out);
 
   // 2. Drive every cell (each repetition drains before the next).
   RunInfo info;
@@ -218,13 +316,20 @@ int run_command(const RunOptions& options, const char* argv0) {
   install_signal_handlers();
   sys::raise_fd_limit();
   double planned = 0;
-  for (const auto& c : cells) planned += planned_seconds(c);
+  std::size_t steps = 0;
+  for (const auto& c : cells) {
+    planned += c.scenario->repetitions * planned_repetition_seconds(c);
+    steps += static_cast<std::size_t>(c.scenario->repetitions);
+  }
+  info.shuffle_seed = options.shuffle_seed ? *options.shuffle_seed : std::random_device{}();
   std::vector<Measurement> done;
+  std::vector<std::string> service_errors;
   bool finished = false;
   {
-    Progress progress(cells.size(), planned, options.quiet);
+    Progress progress(steps, planned, options.quiet);
     try {
-      finished = drive_all(scenarios, cells, options, progress, done);
+      finished =
+          drive_all(scenarios, cells, options, info.shuffle_seed, progress, done, service_errors);
     } catch (const std::exception& e) {
       progress.finish();
       std::cerr << "orchlab: run failed: " << e.what() << "\n";
@@ -243,8 +348,15 @@ int run_command(const RunOptions& options, const char* argv0) {
     return 1;
   }
   if (default_out) point_latest(out.parent_path());
-  if (!options.quiet) std::cerr << "orchlab: report written to " << out.string() << (finished ? "" : " (interrupted)") << "\n";
-  return finished ? 0 : 130;
+  if (!options.quiet)
+    std::cerr << "orchlab: report written to " << out.string() << (finished ? "" : " (interrupted)")
+              << "\n";
+  if (!finished) return 130;
+  // A mock child that died is said again last, where it is not lost among
+  // the progress lines, and fails the run: the report is complete but its
+  // cells after the death measured calls to nothing.
+  for (const auto& e : service_errors) std::cerr << "orchlab: error: " << e << "\n";
+  return service_errors.empty() ? 0 : 1;
 }
 
 int list_command() {
@@ -255,7 +367,8 @@ int list_command() {
   for (const auto& dir : scenario_dirs()) {
     std::error_code ec;
     std::vector<fs::path> files;
-    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
+         it.increment(ec))
       if (it->path().extension() == ".json") files.push_back(it->path());
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {

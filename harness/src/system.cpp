@@ -1,5 +1,6 @@
 #include "orchlab/harness/system.hpp"
 
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -55,7 +56,8 @@ Usage usage() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   Usage u;
-  u.cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  u.cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+            ru.ru_stime.tv_usec / 1e6;
   u.ctx_voluntary = ru.ru_nvcsw;
   u.ctx_involuntary = ru.ru_nivcsw;
   return u;
@@ -115,7 +117,8 @@ Limits limits() {
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
     ++open_fds;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-    l.fds = (rl.rlim_cur == RLIM_INFINITY ? (1 << 20) : static_cast<std::int64_t>(rl.rlim_cur)) - open_fds;
+    l.fds = (rl.rlim_cur == RLIM_INFINITY ? (1 << 20) : static_cast<std::int64_t>(rl.rlim_cur)) -
+            open_fds;
   return l;
 }
 
@@ -124,6 +127,9 @@ Host host() {
   char name[256] = {};
   if (gethostname(name, sizeof name - 1) == 0) h.host_name = name;
   h.num_cpus = static_cast<int>(std::thread::hardware_concurrency());
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  h.usable_cpus = ::sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : h.num_cpus;
   {
     std::ifstream in("/proc/cpuinfo");
     std::string line;
@@ -136,7 +142,8 @@ Host host() {
     }
   }
   for (int cpu = 0; cpu < h.num_cpus; ++cpu) {
-    const auto gov = read_line("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/cpufreq/scaling_governor");
+    const auto gov = read_line("/sys/devices/system/cpu/cpu" + std::to_string(cpu) +
+                               "/cpufreq/scaling_governor");
     if (!gov.empty() && gov != "performance") h.cpu_scaling_enabled = true;
   }
   for (int i = 0;; ++i) {

@@ -45,6 +45,8 @@ constexpr std::size_t kMaxPipelined = 64 * 1024;
 // slow_body sends its body in pieces this far apart (or one byte per piece
 // at rates below 1 byte per tick).
 constexpr auto kDribbleTick = std::chrono::milliseconds(20);
+// Accepts kept pending per listener.
+constexpr int kAcceptsInFlight = 16;
 // How long a closing session keeps reading what the client still sends.
 constexpr auto kLingerTime = std::chrono::milliseconds(500);
 static_assert(kMaxHeaderBytes < kMaxPipelined, "a pipelined head must fit while waiting");
@@ -702,7 +704,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
  public:
   Listener(net::io_context& ioc, bool strands, tcp::endpoint endpoint,
            std::shared_ptr<ServiceState> service)
-      : ioc_(ioc), strands_(strands), acceptor_(ioc), retry_(ioc), service_(std::move(service)) {
+      : ioc_(ioc), strands_(strands), acceptor_(ioc), service_(std::move(service)) {
     beast::error_code ec;
     auto check = [&](const char* what) {
       if (!ec) return;
@@ -724,7 +726,12 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
   unsigned short port() const { return acceptor_.local_endpoint().port(); }
 
-  void run() { do_accept(); }
+  // Several accepts stay pending: one handler per turn of the io_context
+  // queue, behind every ready request, could not keep up with thousands of
+  // clients reconnecting after faults (the backlog filled, connects waited).
+  void run() {
+    for (int i = 0; i < kAcceptsInFlight; ++i) do_accept();
+  }
 
  private:
   void do_accept() {
@@ -738,9 +745,11 @@ class Listener : public std::enable_shared_from_this<Listener> {
   void on_accept(beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted) return;
     if (ec) {
-      // Out of descriptors (EMFILE) and the like: back off instead of spinning.
-      retry_.expires_after(std::chrono::milliseconds(10));
-      retry_.async_wait([self = shared_from_this()](beast::error_code e) {
+      // Out of descriptors (EMFILE) and the like: back off instead of
+      // spinning. A timer per retry: the accepts in flight must not cancel
+      // each other's back-off.
+      auto retry = std::make_shared<net::steady_timer>(ioc_, std::chrono::milliseconds(10));
+      retry->async_wait([self = shared_from_this(), retry](beast::error_code e) {
         if (!e) self->do_accept();
       });
       return;
@@ -762,7 +771,6 @@ class Listener : public std::enable_shared_from_this<Listener> {
   net::io_context& ioc_;
   bool strands_;
   tcp::acceptor acceptor_;
-  net::steady_timer retry_;
   std::shared_ptr<ServiceState> service_;
 };
 

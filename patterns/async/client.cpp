@@ -377,8 +377,9 @@ struct Client::Impl {
     http::request<http::empty_body> req{http::verb::get, url.target, 11};
     req.set(http::field::host, h->authority);
     if (call.key != 0) req.set("X-Orchlab-Key", std::to_string(call.key));
-    req.set("X-Orchlab-Deadline-Ns",
-            std::to_string(call.deadline_ns != 0 ? call.deadline_ns : stop.deadline_ns()));
+    const auto [deadline_name, deadline_value] =
+        deadline_header(url.host, call.deadline_ns != 0 ? call.deadline_ns : stop.deadline_ns());
+    req.set(deadline_name, deadline_value);
     req.keep_alive(true);
     auto [wec, written] = co_await http::async_write(c->stream, req, stop.bind(use_tuple));
     if (wec || stop.requested()) co_return fail(*h, std::move(c), wec, stop, "write");

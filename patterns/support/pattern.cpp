@@ -1,7 +1,10 @@
 // The registry of exhibits and the vocabulary they share (verdicts, errors).
 #include "orchlab/pattern.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "exhibits.hpp"
@@ -162,6 +165,36 @@ Verdict classify(const std::vector<std::optional<Reply>>& slots, bool deadline_p
   if (deadline_passed && any_empty) return Verdict::timed_out;
   if (std::none_of(slots.begin(), slots.end(), usable)) return Verdict::failed;
   return Verdict::partial;
+}
+
+bool is_loopback_host(std::string_view host) {
+  if (host.size() > 1 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  constexpr std::string_view kLocalhost = "localhost";  // host names are case-insensitive
+  if (host.size() == kLocalhost.size() &&
+      std::equal(host.begin(), host.end(), kLocalhost.begin(),
+                 [](char a, char b) { return (a | 0x20) == b; }))
+    return true;
+  char buf[64];
+  if (host.empty() || host.size() >= sizeof buf) return false;
+  std::memcpy(buf, host.data(), host.size());
+  buf[host.size()] = '\0';
+  in_addr v4{};
+  if (::inet_pton(AF_INET, buf, &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, buf, &v6) == 1 &&
+         std::memcmp(&v6, &in6addr_loopback, sizeof v6) == 0;
+}
+
+std::pair<std::string_view, std::string> deadline_header(std::string_view host,
+                                                         std::int64_t deadline_ns) {
+  if (is_loopback_host(host)) return {"X-Orchlab-Deadline-Ns", std::to_string(deadline_ns)};
+  // steady_clock is CLOCK_MONOTONIC on Linux, the clock deadline_ns is on.
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  return {"X-Orchlab-Timeout-Ms",
+          std::to_string(std::max<std::int64_t>(0, deadline_ns - now) / 1'000'000)};
 }
 
 }  // namespace orchlab

@@ -61,3 +61,14 @@ def text_table(header, rows):
         out += [str(c).rjust(w) for c, w in zip(cells[1:], widths[1:])]
         return "  ".join(out).rstrip()
     return "\n".join([line(header)] + [line(r) for r in rows])
+
+
+def pct_interval(low, estimate, high):
+    """A relative change with its interval, criterion.rs style: '[-1.2% +0.3% +1.8%]'.
+
+    Without an interval only the estimate is shown, with 'no interval'."""
+    if estimate is None:
+        return "-"
+    if low is None or high is None:
+        return f"{pct(estimate)} (no interval)"
+    return f"[{pct(low)} {pct(estimate)} {pct(high)}]"

@@ -32,6 +32,9 @@ FIELDS = {
 }
 NULLABLE = {"pool_wait_p99_us", "pool_exhausted", "server_client_aborts",
             "server_work_past_deadline_ms", "server_abort_lag_p99_ms"}
+# A percentile is null when the repetition has fewer samples than this.
+MIN_SAMPLES = {"p50_us": 2, "p90_us": 10, "p99_us": 100, "p999_us": 1000,
+               "deadline_overshoot_p99_us": 100}
 CONTEXT = ["date", "host_name", "executable", "num_cpus", "mhz_per_cpu", "cpu_scaling_enabled",
            "caches", "load_avg", "library_build_type", "orchlab_version", "git_sha", "build_type",
            "compiler", "command_line", "interrupted"]
@@ -84,7 +87,7 @@ def wait_for_cell(proc, prefix, timeout=60):
         if not line:
             raise AssertionError("orchlab ended before cell %s" % prefix)
         if line.startswith(prefix):
-            return
+            return line
     raise AssertionError("no progress line %s" % prefix)
 
 
@@ -129,6 +132,10 @@ class E2E(unittest.TestCase):
                 self.assertIn(field, b, b["name"])
                 if b.get("infeasible") or (field in NULLABLE and b[field] is None):
                     continue
+                if field in MIN_SAMPLES and b[field] is None:
+                    # Too few samples for the percentile: null, never the max in disguise.
+                    self.assertLess(b["latency_samples"], MIN_SAMPLES[field], b["name"])
+                    continue
                 if b["run_type"] == "aggregate" and kind is int:
                     kind = NUMBER  # means of counts are fractional
                 self.assertIsInstance(b[field], kind, "%s: %s" % (b["name"], field))
@@ -171,7 +178,9 @@ class E2E(unittest.TestCase):
             self.assertEqual(b["name"], "healthy/%s/fanout:3/concurrency:4/real_time" % b["pattern"])
             # Every pattern's calls went through a pool it reports: the shared
             # client's, or async-group's own.
-            self.assertIsNotNone(b["pool_wait_p99_us"], b["pattern"])
+            # (Its p99 is null only with fewer than 100 acquires: a slow build.)
+            self.assertIsNotNone(b["pool_wait_samples"], b["pattern"])
+            self.assertTrue(b["pool_wait_p99_us"] is not None or b["pool_wait_samples"] < 100, b["pattern"])
             self.assertIsNotNone(b["pool_exhausted"], b["pattern"])
         series = doc["lab"]["series"]["healthy/cancellable-group/fanout:3/concurrency:4"]
         for key in ("started", "finished", "in_flight", "live_tasks", "os_threads"):
@@ -206,17 +215,19 @@ class E2E(unittest.TestCase):
         proc = subprocess.Popen([ORCHLAB, "run", "-s", "healthy", "-p", "cancellable-group,async-group,channel-soup",
                                  "-d", "1s", "-r", "2", "-c", "4", "-o", "r.json"],
                                 cwd=self.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_for_cell(proc, "[1/3]")
-        time.sleep(0.3)  # into the second cell
+        # Repetitions are interleaved: 3 cells x 2 repetitions = 6 steps, the
+        # first of which names the cell that finished its repetition 1.
+        first = wait_for_cell(proc, "[1/6]")
+        time.sleep(0.3)  # into the second step
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
         self.assertEqual(proc.returncode, 130, err)
         doc = load(os.path.join(self.dir, "r.json"))
         self.assert_valid_report(doc)
         self.assertTrue(doc["context"]["interrupted"])
-        patterns = {b["pattern"] for b in doc["benchmarks"]}
-        self.assertIn("cancellable-group", patterns)
-        self.assertNotIn("channel-soup", patterns)
+        done = [b for b in doc["benchmarks"] if b["run_type"] == "iteration"]
+        self.assertEqual(len(done), 1, "only the finished step is reported")
+        self.assertIn("/%s/" % done[0]["pattern"], first)
         self.assertEqual([f for f in os.listdir(self.dir) if f.startswith(".")], [], "no temp file left")
 
     def test_dead_service_mid_run(self):
@@ -229,20 +240,26 @@ class E2E(unittest.TestCase):
                                      "-p", "cancellable-group,channel-soup,async-group", "-d", "1s", "-r", "1",
                                      "-c", "4", "-o", "r.json"],
                                     cwd=self.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            wait_for_cell(proc, "[1/3]")
+            first = wait_for_cell(proc, "[1/3]")
             mock.kill()
             mock.wait()
             out, err = proc.communicate(timeout=60)
         finally:
             if mock.poll() is None:
                 mock.kill()
+        # A --services mock is not orchlab's child: its death is the run's
+        # data (transport errors), not a failed run.
         self.assertEqual(proc.returncode, 0, err)
         doc = load(os.path.join(self.dir, "r.json"))
         self.assert_valid_report(doc)
         cells = [b for b in doc["benchmarks"] if b["run_type"] == "iteration"]
         self.assertEqual(len(cells), 3)
-        self.assertGreater(cells[0]["server_requests"] or 0, 0, "the first cell ran while the mock lived")
-        last = cells[-1]
+
+        def ran(line):
+            """The cell a progress line names (cells run in a shuffled order)."""
+            return next(b for b in cells if "/%s/" % b["pattern"] in line)
+        self.assertGreater(ran(first)["server_requests"] or 0, 0, "the first cell ran while the mock lived")
+        last = ran(next(line for line in err.splitlines() if line.startswith("[3/3]")))
         self.assertGreater(last["call_transport_errors"], 0)
         self.assertIsNone(last["server_client_aborts"], "a dead service has no stats")
         self.assertEqual(last["complete"], 0)
@@ -265,7 +282,9 @@ class E2E(unittest.TestCase):
         self.assertEqual(g["late_completions"], 0)
         self.assertGreater(g["server_client_aborts"], 0, "cancellation must reach the service")
         m = cell["mutex-aggregation"]
-        self.assertGreater(m["p99_us"], m["deadline_ms"] * 1000, "no timeout: the hang is waited out")
+        # Few of its orchestrations fit in a 1 s window (p99 may be null): the
+        # slowest one shows the hang waited out.
+        self.assertGreater(m["max_us"], m["deadline_ms"] * 1000, "no timeout: the hang is waited out")
 
 
 def create_parser():

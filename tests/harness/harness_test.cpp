@@ -21,7 +21,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const std::vector<std::string> kPatterns = {"channel-soup", "latch-select", "cancellable-group", "async-group"};
+const std::vector<std::string> kPatterns = {"channel-soup", "latch-select", "cancellable-group",
+                                            "async-group"};
 
 json valid_scenario() {
   return json::parse(R"({
@@ -44,8 +45,9 @@ void expect_error(const json& doc, const std::string& needle, const Overrides& o
 
 class TempDir {
  public:
-  TempDir() : path_(fs::temp_directory_path() / ("orchlab-harness-test-" + std::to_string(::getpid()) + "-" +
-                                                 std::to_string(counter_++))) {
+  TempDir()
+      : path_(fs::temp_directory_path() / ("orchlab-harness-test-" + std::to_string(::getpid()) +
+                                           "-" + std::to_string(counter_++))) {
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
@@ -160,11 +162,11 @@ TEST(ScenarioTest, SweepIncludesWithPrecedence) {
   const auto s = load_scenarios((dir.path() / "sweep.json").string(), {}, kPatterns, o);
   ASSERT_EQ(s.size(), 2u);
   EXPECT_EQ(s[0].name, "t");
-  EXPECT_DOUBLE_EQ(s[0].duration_s, 0.1);     // defaults beat the file
+  EXPECT_DOUBLE_EQ(s[0].duration_s, 0.1);  // defaults beat the file
   EXPECT_EQ(s[0].repetitions, 3);
   EXPECT_EQ(s[1].name, "base-wide");
   EXPECT_EQ(s[1].fanout, std::vector<int>{100});
-  EXPECT_EQ(s[1].repetitions, 1);             // the entry beats defaults
+  EXPECT_EQ(s[1].repetitions, 1);                    // the entry beats defaults
   EXPECT_EQ(s[1].concurrency, std::vector<int>{4});  // the command line beats all
   dir.write("dup.json", R"({"name": "dup", "include": ["base", "base"]})");
   EXPECT_THROW(load_scenarios((dir.path() / "dup.json").string(), {}, kPatterns), ScenarioError);
@@ -186,10 +188,30 @@ TEST(ScenarioTest, ShippedScenariosAreValid) {
 }
 
 TEST(CliTest, ParsesRunFlags) {
-  const char* argv[] = {"orchlab", "run", "--scenario", "healthy", "-s", "x.json", "--patterns=a,b",
-                        "--fanout", "3,10", "-c", "1,16", "--duration", "500ms", "--repetitions", "4",
-                        "--mode", "open", "--rate", "200/s", "--services", "http://h:1,http://h:2/",
-                        "--out", "r.json", "--quiet"};
+  const char* argv[] = {"orchlab",
+                        "run",
+                        "--scenario",
+                        "healthy",
+                        "-s",
+                        "x.json",
+                        "--patterns=a,b",
+                        "--fanout",
+                        "3,10",
+                        "-c",
+                        "1,16",
+                        "--duration",
+                        "500ms",
+                        "--repetitions",
+                        "4",
+                        "--mode",
+                        "open",
+                        "--rate",
+                        "200/s",
+                        "--services",
+                        "http://h:1,http://h:2/",
+                        "--out",
+                        "r.json",
+                        "--quiet"};
   const auto cmd = parse_command_line(static_cast<int>(std::size(argv)), argv);
   ASSERT_EQ(cmd.kind, Command::Kind::run);
   const auto& r = cmd.run;
@@ -201,7 +223,9 @@ TEST(CliTest, ParsesRunFlags) {
   EXPECT_EQ(*r.overrides.repetitions, 4);
   EXPECT_EQ(*r.overrides.mode, Mode::open);
   EXPECT_DOUBLE_EQ(*r.overrides.rate, 200);
-  EXPECT_EQ(r.service_urls, (std::vector<std::string>{"http://h:1", "http://h:2"}));
+  // As written: a trailing slash is part of the path the service is asked.
+  EXPECT_EQ(r.service_urls, (std::vector<std::string>{"http://h:1", "http://h:2/"}));
+  EXPECT_EQ(r.services, RunOptions::ServicesMode::remote);
   EXPECT_EQ(r.out, "r.json");
   EXPECT_TRUE(r.quiet);
 }
@@ -232,8 +256,8 @@ TEST(CliTest, RejectsMistakesNamingTheFlag) {
 TEST(CliTest, HelpIsAlignedWithAnExample) {
   const auto u = usage();
   EXPECT_NE(u.find("Example: orchlab run"), std::string::npos);
-  for (const char* flag : {"--scenario", "--patterns", "--fanout", "--concurrency", "--duration", "--repetitions",
-                           "--mode", "--rate", "--services", "--out", "--quiet"})
+  for (const char* flag : {"--scenario", "--patterns", "--fanout", "--concurrency", "--duration",
+                           "--repetitions", "--mode", "--rate", "--services", "--out", "--quiet"})
     EXPECT_NE(u.find(flag), std::string::npos) << flag;
 }
 
@@ -251,7 +275,8 @@ TEST(HistogramTest, QuantilesWithinOnePercentOfSortedSamples) {
   std::sort(raw.begin(), raw.end());
   ASSERT_EQ(a.count(), raw.size());
   for (double q : {0.5, 0.9, 0.99, 0.999}) {
-    const auto exact = static_cast<double>(raw[static_cast<std::size_t>(std::ceil(q * raw.size())) - 1]);
+    const auto exact =
+        static_cast<double>(raw[static_cast<std::size_t>(std::ceil(q * raw.size())) - 1]);
     const auto got = static_cast<double>(a.quantile(q));
     EXPECT_NEAR(got, exact, exact * 0.01) << "q=" << q;
   }
@@ -269,7 +294,9 @@ Measurement sample_measurement(int rep, std::uint64_t base_us) {
   m.repetition_index = rep;
   m.deadline_ms = 100;
   m.wall_s = 1;
+  m.window_s = 1;
   m.orchestrations = 100;
+  m.completed_in_window = 100;
   for (int i = 0; i < 100; ++i) m.latency_ns.record((base_us + i) * 1000);
   m.overshoot_ns.record(0, 100);
   m.complete = 100;
@@ -305,6 +332,47 @@ TEST(ReportTest, EntriesCarryEveryFieldInOrder) {
   EXPECT_TRUE(e["pool_wait_p99_us"].is_null());  // pool not measured: null, not 0
   EXPECT_NEAR(e["p50_us"].get<double>(), 1050, 1050 * 0.01);
   EXPECT_DOUBLE_EQ(e["items_per_second"].get<double>(), 100);
+}
+
+// A percentile needs 1 / (1 - q) samples; with fewer it is null, never the
+// maximum in disguise, and lab.notes says why.
+TEST(ReportTest, APercentileWithTooFewSamplesIsNullWithTheReason) {
+  auto m = sample_measurement(0, 1000);  // 100 samples
+  auto e = benchmark_entry(m);
+  EXPECT_TRUE(e["p99_us"].is_number());
+  EXPECT_TRUE(e["p999_us"].is_null());
+  EXPECT_EQ(e["latency_samples"], 100);
+  m.latency_ns.clear();
+  for (int i = 0; i < 50; ++i) m.latency_ns.record(1000 * 1000);
+  e = benchmark_entry(m);
+  EXPECT_TRUE(e["p99_us"].is_null());
+  EXPECT_TRUE(e["p90_us"].is_number());
+  EXPECT_EQ(e["latency_samples"], 50);
+  const auto doc = build_report(RunInfo{}, {m}, nullptr);
+  const auto notes = doc["lab"]["notes"].dump();
+  EXPECT_NE(notes.find("p99_us is null where a repetition has fewer than 100"), std::string::npos)
+      << notes;
+  EXPECT_EQ(notes.find("p90_us is null"), std::string::npos) << notes;
+}
+
+// Throughput is the window's: an orchestration that returned after the
+// window counts in the latency, not in items_per_second.
+TEST(ReportTest, ThroughputCountsOnlyWhatEndedInTheWindow) {
+  auto m = sample_measurement(0, 1000);
+  m.window_s = 2;
+  m.wall_s = 5.84;  // one overran the window by far
+  m.completed_in_window = 90;
+  const auto e = benchmark_entry(m);
+  EXPECT_DOUBLE_EQ(e["items_per_second"].get<double>(), 45);
+  EXPECT_EQ(e["iterations"], 100);
+  EXPECT_FALSE(e.contains("target_rate"));  // closed loop
+  m.open_loop = true;
+  m.target_rate = 50;
+  m.starts_expired = 10;  // 90 of the window's 100 starts began
+  const auto o = benchmark_entry(m);
+  EXPECT_EQ(o["target_rate"], 50);
+  EXPECT_DOUBLE_EQ(o["achieved_rate"].get<double>(), 45);
+  EXPECT_EQ(o["saturated"], true);  // 45 < 0.95 x 50
 }
 
 TEST(ReportTest, AggregatesMergeHistogramsInsteadOfAveragingPercentiles) {
@@ -355,14 +423,16 @@ TEST(ReportTest, AtomicWriteLeavesOnlyTheReport) {
   const auto path = dir.path() / "sub" / "report.json";
   write_atomic(path, doc);
   std::vector<std::string> names;
-  for (const auto& f : fs::directory_iterator(path.parent_path())) names.push_back(f.path().filename().string());
+  for (const auto& f : fs::directory_iterator(path.parent_path()))
+    names.push_back(f.path().filename().string());
   EXPECT_EQ(names, std::vector<std::string>{"report.json"});
   std::ifstream in(path);
   const auto back = json::parse(in);
   EXPECT_EQ(back["benchmarks"].size(), 2u + 4u);
-  for (const char* k : {"date", "host_name", "executable", "num_cpus", "mhz_per_cpu", "cpu_scaling_enabled",
-                        "caches", "load_avg", "library_build_type", "orchlab_version", "git_sha", "build_type",
-                        "compiler", "command_line", "interrupted"})
+  for (const char* k :
+       {"date", "host_name", "executable", "num_cpus", "mhz_per_cpu", "cpu_scaling_enabled",
+        "caches", "load_avg", "library_build_type", "orchlab_version", "git_sha", "build_type",
+        "compiler", "command_line", "interrupted"})
     EXPECT_TRUE(back["context"].contains(k)) << k;
   EXPECT_EQ(back["lab"]["metrics"]["leaked_tasks_at_return"]["must_be_zero_for"].size(), 5u);
   EXPECT_EQ(back["lab"]["series"]["s/p/fanout:3/concurrency:2"]["os_threads"], json::array({3, 3}));

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "orchlab/histogram.hpp"
@@ -26,9 +27,22 @@ struct Call {
   /// and faults from (seed, key), so a run replays whatever the interleaving.
   std::uint64_t key = 0;
   /// Absolute CLOCK_MONOTONIC deadline in ns (0: none); sent as
-  /// X-Orchlab-Deadline-Ns so the mock can measure work done past it.
+  /// X-Orchlab-Deadline-Ns to a service on this host, as X-Orchlab-Timeout-Ms
+  /// to any other (deadline_header()), so the mock can measure work done
+  /// past it.
   std::int64_t deadline_ns = 0;
 };
+
+/// True for a host that is this machine: 127.0.0.0/8, ::1 (brackets
+/// allowed) or "localhost". Only these share this process's CLOCK_MONOTONIC.
+bool is_loopback_host(std::string_view host);
+
+/// The deadline header a call to `host` carries for the absolute
+/// CLOCK_MONOTONIC `deadline_ns`: X-Orchlab-Deadline-Ns as is on this host;
+/// elsewhere the other machine's monotonic clock has another origin, so
+/// X-Orchlab-Timeout-Ms, the time left now (at send time), never negative.
+std::pair<std::string_view, std::string> deadline_header(std::string_view host,
+                                                         std::int64_t deadline_ns);
 
 /// Why a call produced no usable answer.
 enum class ReplyError {

@@ -2,6 +2,8 @@
 // `orchlab --help`. Parsing only; nothing runs here.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,12 +21,20 @@ class UsageError : public std::runtime_error {
 
 /// Everything `orchlab run` was asked for.
 struct RunOptions {
-  std::vector<std::string> scenarios;     ///< NAME or FILE each; empty: "default"
+  std::vector<std::string> scenarios;  ///< NAME or FILE each; empty: "default"
   Overrides overrides;
-  std::vector<std::string> service_urls;  ///< empty: the embedded MockFleet
+  /// Where the services run: an orchlab-mock child (embedded, the default),
+  /// a MockFleet inside this process (inprocess), or `service_urls`.
+  enum class ServicesMode { embedded, inprocess, remote };
+  ServicesMode services = ServicesMode::embedded;
+  std::vector<std::string> service_urls;  ///< --services URLs, as written; empty unless remote
+  std::string mock_binary;                ///< --mock-binary; empty: find_mock_binary()'s search
   std::string out;                        ///< empty: results/<UTC stamp>/report.json
   bool quiet = false;
-  std::string command_line;               ///< argv joined, for the report context
+  /// Seed of the shuffled cell order inside each repetition; unset: random
+  /// (recorded in the report's context either way).
+  std::optional<std::uint64_t> shuffle_seed;
+  std::string command_line;  ///< argv joined, for the report context
 };
 
 struct Command {

@@ -6,11 +6,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "orchlab/histogram.hpp"
 
@@ -19,23 +18,27 @@ namespace orchlab::harness {
 /// 100 ms buckets over one repetition (the measured window, then the drain).
 struct Series {
   int bucket_ms = 100;
-  double window_ms = 0;  ///< where the measured window ends and the drain begins
-  std::vector<std::uint64_t> started;   ///< orchestrations started in the bucket
-  std::vector<std::uint64_t> finished;  ///< orchestrations returned in the bucket
-  std::vector<std::int64_t> in_flight;  ///< started - finished, at the bucket's end
-  std::vector<std::int64_t> live_tasks; ///< census live tasks, sampled
-  std::vector<std::int64_t> os_threads; ///< threads of the process, sampled
+  double window_ms = 0;                  ///< where the measured window ends and the drain begins
+  std::vector<std::uint64_t> started;    ///< orchestrations started in the bucket
+  std::vector<std::uint64_t> finished;   ///< orchestrations returned in the bucket
+  std::vector<std::int64_t> in_flight;   ///< started - finished, at the bucket's end
+  std::vector<std::int64_t> live_tasks;  ///< census live tasks, sampled
+  std::vector<std::int64_t> os_threads;  ///< threads of the process, sampled
 };
 
-/// Totals of the mock services' /__stats over one repetition (deltas).
+/// Totals of the services' /__stats over one repetition (deltas). A field
+/// is empty (null in the report) when any service did not report it: a
+/// service without orchlab's /__stats is unknown, never 0.
 struct ServerTotals {
-  std::uint64_t requests = 0;
-  std::uint64_t client_aborts = 0;
-  std::uint64_t completed_after_deadline = 0;
-  double work_past_deadline_ms = 0;
-  double abort_lag_p99_ms = 0;  ///< the worst service's p99
-  std::uint64_t max_in_flight = 0;  ///< the busiest service's
-  int unreachable = 0;  ///< services whose /__stats could not be read
+  std::optional<std::uint64_t> requests;
+  std::optional<std::uint64_t> client_aborts;
+  std::optional<std::uint64_t> completed_after_deadline;
+  std::optional<double> work_past_deadline_ms;
+  std::optional<double> abort_lag_p99_ms;      ///< the worst service's p99
+  std::optional<std::uint64_t> max_in_flight;  ///< the busiest service's
+  int unreachable = 0;                         ///< services whose /__stats could not be read
+  /// Why a field is empty (which service, which field), for lab.notes.
+  std::vector<std::string> notes;
 };
 
 /// One repetition of one cell: everything measured, before formatting.
@@ -47,23 +50,37 @@ struct Measurement {
   int deadline_ms = 0;
   int repetitions = 1;
   int repetition_index = 0;
-  int family_index = 0;               ///< scenario/pattern, in sweep order
-  int per_family_instance_index = 0;  ///< fanout/concurrency within it
+  int family_index = 0;                   ///< scenario/pattern, in sweep order
+  int per_family_instance_index = 0;      ///< fanout/concurrency within it
   std::optional<std::string> infeasible;  ///< set: not run, and why
 
-  double wall_s = 0;  ///< first start to last return
+  double warmup_s = 0;  ///< load before the window, not counted
+  double window_s = 0;  ///< the measured window (the scenario's duration)
+  double wall_s = 0;  ///< window start to the last counted return (>= window_s when one ended late)
+  /// Orchestrations whose (intended) start fell inside the window: every
+  /// latency, verdict and call count below is theirs.
   std::uint64_t orchestrations = 0;
+  /// Those of them that also returned inside the window: the throughput.
+  std::uint64_t completed_in_window = 0;
   LogHistogram latency_ns;    ///< per orchestration (open loop: from the intended start)
   LogHistogram overshoot_ns;  ///< max(0, latency - deadline), per orchestration
   std::uint64_t complete = 0, partial = 0, failed = 0, timed_out = 0;
   std::uint64_t calls = 0, call_ok = 0, call_http_errors = 0, call_transport_errors = 0,
                 call_cancelled = 0, call_unanswered = 0;
-  std::uint64_t late_starts = 0, dropped_starts = 0;  ///< open loop only
+  // Open loop only.
+  bool open_loop = false;
+  double target_rate = 0;            ///< orchestrations per second the schedule asks for
+  std::uint64_t starts_late = 0;     ///< began more than 1 ms after their intended start
+  std::uint64_t starts_expired = 0;  ///< deadline passed in the queue: timed out, never run
 
   std::uint64_t leaked_tasks_at_return = 0;
   std::int64_t leaked_tasks_end = 0;
   double zombie_task_s = 0;
   std::uint64_t late_completions = 0;
+  /// OS threads of the process when the repetition began (after the previous
+  /// one drained); peak and end are counted above it, the peak sampled every
+  /// 10 ms.
+  std::int64_t threads_baseline = 0;
   std::int64_t threads_peak = 0, threads_end = 0;
   double drain_ms = 0;
   bool drained = true;  ///< false: live tasks remained after the bounded drain
@@ -75,9 +92,15 @@ struct Measurement {
   std::uint64_t lock_wait_ns = 0, lock_contended = 0;
   double cpu_s = 0;
   std::int64_t ctx_switches_voluntary = 0, ctx_switches_involuntary = 0;
+  /// Resident memory above the repetition's baseline: free heap is returned
+  /// to the system (malloc_trim) and the high-water mark reset before it, so
+  /// an earlier cell's heap is neither counted nor reused unseen.
+  std::int64_t rss_baseline_kb = 0;
   std::int64_t rss_peak_kb = 0;
+  /// Caveats for lab.notes (deduplicated over the run).
+  std::vector<std::string> notes;
 
-  std::optional<ServerTotals> server;  ///< empty when no service answered /__stats
+  std::optional<ServerTotals> server;  ///< empty: the services were not asked (not run)
   Series series;
 };
 
@@ -87,6 +110,8 @@ struct RunInfo {
   std::string executable;
   std::string command_line;
   bool interrupted = false;
+  /// Seed of the per-repetition cell order (context "shuffle_seed").
+  std::uint64_t shuffle_seed = 0;
 };
 
 /// One benchmarks[] entry for a repetition.
@@ -108,8 +133,9 @@ std::string date_now();
 nlohmann::ordered_json metrics_metadata();
 
 /// The whole report. `scenarios` is the lab.scenarios description (may be null).
-nlohmann::ordered_json build_report(const RunInfo& info, const std::vector<Measurement>& measurements,
-                            const nlohmann::ordered_json& scenarios);
+nlohmann::ordered_json build_report(const RunInfo& info,
+                                    const std::vector<Measurement>& measurements,
+                                    const nlohmann::ordered_json& scenarios);
 
 /// Writes `doc` to `path` through a temp file in the same folder and a rename,
 /// so a reader never sees half a report. Creates the folder. Throws

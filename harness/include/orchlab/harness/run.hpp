@@ -11,7 +11,8 @@
 namespace orchlab::harness {
 
 /// `orchlab run`. Returns the exit status: 0 done, 1 the run failed
-/// (nothing started, or the report could not be written), 2 bad input
+/// (nothing started, or the report could not be written, or the
+/// orchlab-mock child died mid-run: then the report is written), 2 bad input
 /// (nothing written), 130 interrupted (the finished cells were written).
 int run_command(const RunOptions& options, const char* argv0);
 

@@ -5,12 +5,11 @@
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace orchlab::harness {
 
@@ -41,11 +40,20 @@ struct Scenario {
   double duration_s = 1.0;
   int repetitions = 1;
   Mode mode = Mode::closed;
-  double rate = 0;  ///< open loop: orchestrations per second (all callers together)
+  double rate = 0;  ///< open loop: orchestrations per second (all workers together)
+  /// Open loop: the intended starts are evenly spaced, or a Poisson process
+  /// of the same mean rate ("arrivals": "poisson").
+  bool poisson = false;
+  /// Seconds of load before each repetition's window, not counted. Negative:
+  /// the default, 10 % of the window and at least 0.2 s (warmup_seconds()).
+  double warmup_s = -1;
   std::size_t max_conns_per_host = 64;
-  int limit = 16;  ///< bounded-group: concurrency limit per orchestration
+  int limit = 16;      ///< bounded-group: concurrency limit per orchestration
   std::string origin;  ///< file it came from (for messages)
 };
+
+/// The warm-up a repetition of `s` runs before its window.
+double warmup_seconds(const Scenario& s);
 
 /// Command-line overrides; an unset field keeps the scenario's value.
 struct Overrides {
@@ -56,6 +64,8 @@ struct Overrides {
   std::optional<int> repetitions;
   std::optional<Mode> mode;
   std::optional<double> rate;
+  std::optional<bool> poisson;
+  std::optional<double> warmup_s;
 };
 
 /// Maps `name_or_file` to a file: an existing path as given, else NAME.json in

@@ -27,8 +27,9 @@ bool reset_rss_peak();
 
 /// How many threads and file descriptors this process may still create.
 struct Limits {
-  std::int64_t threads = 0;  ///< min(RLIMIT_NPROC, threads-max, pid_max) minus threads alive system-wide
-  std::int64_t fds = 0;      ///< RLIMIT_NOFILE (soft, after raise_fd_limit) minus fds open now
+  std::int64_t threads =
+      0;  ///< min(RLIMIT_NPROC, threads-max, pid_max) minus threads alive system-wide
+  std::int64_t fds = 0;       ///< RLIMIT_NOFILE (soft, after raise_fd_limit) minus fds open now
   std::string threads_bound;  ///< which limit bound `threads` ("pid_max 32768", ...)
 };
 Limits limits();
@@ -49,6 +50,9 @@ struct Cache {
 struct Host {
   std::string host_name;
   int num_cpus = 0;
+  /// CPUs this process may run on (sched_getaffinity): what `taskset -c 0`
+  /// leaves; claims that need several cores read this, not num_cpus.
+  int usable_cpus = 0;
   double mhz_per_cpu = 0;
   bool cpu_scaling_enabled = false;
   std::vector<Cache> caches;
