@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the benchmark pipeline into one results folder:
 #   orchlab run (report.json) -> orchlab-micro (micro.json) -> plot.py (plots/)
-#   -> claims.py (CLAIMS.md), then points results/latest at the folder.
+#   -> claims.py (CLAIMS.md) -> report_html.py (index.html), then points
+#   results/latest at the folder.
 # Usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick]   (-h, --help: this text)
 #   BUILD_DIR  a configured and built tree (make bench uses build/release)
 #   OUT_DIR    the results folder to create, e.g. results/20260101T000000Z
@@ -60,6 +61,12 @@ if [ "$status" -eq 0 ]; then
   else
     note "skipping claims: scripts/claims.py missing"
   fi
+  # 5. The page that shows all of it: index.html, self-contained.
+  if [ -f "$ROOT/scripts/report_html.py" ]; then
+    "$PYTHON" "$ROOT/scripts/report_html.py" "$OUT/report.json" >/dev/null || note "report_html.py failed"
+  else
+    note "skipping index.html: scripts/report_html.py missing"
+  fi
 fi
 
 # results/latest -> this folder (relative link, replaced atomically).
@@ -71,6 +78,7 @@ echo "bench: report  $OUT/report.json"
 [ -f "$OUT/micro.json" ] && echo "bench: micro   $OUT/micro.json"
 [ -f "$OUT/CLAIMS.md" ] && echo "bench: claims  $OUT/CLAIMS.md"
 [ -d "$OUT/plots" ] && echo "bench: plots   $OUT/plots/"
+[ -f "$OUT/index.html" ] && echo "bench: page    $OUT/index.html"
 echo "bench: latest  $parent/latest -> $(basename "$OUT")"
 echo "bench: wall time ${wall}s"
 exit "$status"

@@ -333,6 +333,12 @@ class Session : public std::enable_shared_from_this<Session> {
       if (method != http::verb::get) return wrong_method();
       return json_reply(200, service_->stats());
     }
+    if (path == "/__metrics") {
+      if (method != http::verb::get) return wrong_method();
+      return write_small(make_response(200, "text/plain; version=0.0.4; charset=utf-8",
+                                       service_->prometheus(), keep_alive_),
+                         keep_alive_);
+    }
     if (path == "/__reset") {
       if (method != http::verb::post) return wrong_method();
       service_->reset();

@@ -37,7 +37,10 @@ std::uint64_t MicrosHistogram::bucket_high(std::size_t b) {
 
 void MicrosHistogram::record(std::uint64_t us) {
   ++buckets_[bucket_of(us)];
+  const auto bound = std::lower_bound(kBoundsUs.begin(), kBoundsUs.end(), us);
+  if (bound != kBoundsUs.end()) ++at_most_[static_cast<std::size_t>(bound - kBoundsUs.begin())];
   ++count_;
+  sum_ += us;
   max_ = std::max(max_, us);
 }
 

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "orchlab/mock/config.hpp"
 
@@ -33,13 +34,24 @@ class MicrosHistogram {
   /// {"count", "p50", "p99", "max"} in milliseconds.
   nlohmann::json to_json_ms() const;
 
+  /// Fixed upper bounds (µs) of the exposition's histogram buckets: the log
+  /// buckets above do not fall on round numbers, these are counted exactly.
+  static constexpr std::array<std::uint64_t, 16> kBoundsUs{
+      100,   250,    500,    1000,   2500,    5000,    10000,   25000,
+      50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+  /// Observations at most kBoundsUs[i] (not cumulative).
+  std::uint64_t at_most(std::size_t i) const { return at_most_[i]; }
+  std::uint64_t sum_us() const { return sum_; }
+
  private:
   static constexpr int kSubBits = 5;
   static constexpr std::size_t kBuckets = (64 - kSubBits + 1) << kSubBits;
   static std::size_t bucket_of(std::uint64_t v);
   static std::uint64_t bucket_high(std::size_t b);
   std::array<std::uint64_t, kBuckets> buckets_{};
+  std::array<std::uint64_t, kBoundsUs.size()> at_most_{};
   std::uint64_t count_ = 0;
+  std::uint64_t sum_ = 0;
   std::uint64_t max_ = 0;
 };
 
@@ -96,6 +108,9 @@ class ServiceState {
   void connection_refused();
 
   nlohmann::json stats() const;
+  /// The same statistics in Prometheus text exposition format 0.0.4, every
+  /// sample labelled service="<name>" (prometheus.cpp; docs/mock.md).
+  std::string prometheus() const;
   /// Counters to zero and the request index to 0. Requests and connections
   /// still open are carried over (requests = in_flight) so the identity holds.
   void reset();

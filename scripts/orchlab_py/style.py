@@ -1,27 +1,62 @@
-"""One fixed colour per pattern, shared by every figure."""
+"""One colour, marker and line style per pattern, shared by every figure and the HTML report."""
 
-# Anti-patterns in warm colours, the fixes in cool ones, so a figure reads at a glance
-# and in greyscale print the order of lightness stays distinct.
+# The Okabe–Ito palette: told apart with every common colour-vision deficiency.
+# Anti-patterns in warm colours, the fixes in blues and green; each pattern also has
+# its own marker, so it reads in greyscale print too.
+OKABE_ITO = {
+    "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73", "yellow": "#F0E442",
+    "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7", "black": "#000000",
+}
+
 PATTERN_COLOURS = {
-    "channel-soup": "#d62728",
-    "latch-select": "#ff7f0e",
-    "mutex-aggregation": "#8c564b",
-    "cancellable-group": "#1f77b4",
-    "bounded-group": "#17becf",
-    "async-group": "#2ca02c",
+    "channel-soup": OKABE_ITO["vermillion"],
+    "latch-select": OKABE_ITO["orange"],
+    "mutex-aggregation": OKABE_ITO["reddish purple"],
+    "cancellable-group": OKABE_ITO["blue"],
+    "bounded-group": OKABE_ITO["sky blue"],
+    "async-group": OKABE_ITO["bluish green"],
+}
+
+PATTERN_MARKERS = {
+    "channel-soup": "o",
+    "latch-select": "s",
+    "mutex-aggregation": "^",
+    "cancellable-group": "D",
+    "bounded-group": "v",
+    "async-group": "P",
 }
 
 PATTERN_ORDER = list(PATTERN_COLOURS)
 
-_FALLBACK = ["#9467bd", "#e377c2", "#7f7f7f", "#bcbd22", "#393b79", "#637939"]
+# Unknown patterns: black or grey, told apart by their marker.
+_FALLBACK = [OKABE_ITO["black"], "#7F7F7F"]
+_FALLBACK_MARKERS = ["X", "h", "*", "<", ">", "p"]
 
+# Aggregation strategies of BM_Aggregate, coloured like the pattern that uses them.
 STRATEGY_COLOURS = {
-    "mutex-vector": "#8c564b",
-    "slots-packed": "#9467bd",
-    "slots-padded": "#1f77b4",
-    "channel-fan-in": "#d62728",
-    "atomic-index": "#2ca02c",
+    "mutex-vector": OKABE_ITO["reddish purple"],
+    "channel-fan-in": OKABE_ITO["vermillion"],
+    "slots-padded": OKABE_ITO["blue"],
+    "slots-packed": OKABE_ITO["sky blue"],
+    "slots-latch": OKABE_ITO["blue"],
+    "atomic-index": OKABE_ITO["bluish green"],
 }
+STRATEGY_MARKERS = {"mutex-vector": "^", "channel-fan-in": "o", "slots-padded": "D", "slots-packed": "d",
+                    "slots-latch": "D", "atomic-index": "P"}
+
+# Verdicts, for the forest plot and the HTML badges.
+VERDICT_COLOURS = {
+    "supported": OKABE_ITO["bluish green"],
+    "refuted": OKABE_ITO["vermillion"],
+    "nuanced": OKABE_ITO["orange"],
+    "inconclusive": OKABE_ITO["orange"],
+}
+VERDICT_OTHER = "#7F7F7F"  # insufficient data, not testable here, anything else
+
+
+def _stable(name, choices):
+    # From the name, not from the order patterns were first seen: every figure agrees.
+    return choices[sum(name.encode()) % len(choices)]
 
 
 def base_pattern(pattern):
@@ -29,24 +64,55 @@ def base_pattern(pattern):
     return pattern.split("+", 1)[0]
 
 
+def is_variant(pattern):
+    """True for a variant such as "cancellable-group+collect-all"."""
+    return "+" in pattern
+
+
 def pattern_colour(pattern):
     """The colour of a pattern; variants share their base pattern's colour."""
     base = base_pattern(pattern)
-    if base in PATTERN_COLOURS:
-        return PATTERN_COLOURS[base]
-    # Unknown patterns get a stable colour from their name, not from their position.
-    return _FALLBACK[sum(base.encode()) % len(_FALLBACK)]
+    return PATTERN_COLOURS.get(base) or _stable(base, _FALLBACK)
+
+
+def pattern_marker(pattern):
+    """The marker of a pattern; variants share it and draw it hollow (see marker_kwargs)."""
+    base = base_pattern(pattern)
+    return PATTERN_MARKERS.get(base) or _stable(base, _FALLBACK_MARKERS)
 
 
 def pattern_linestyle(pattern):
     """Solid for a pattern, dashed for a variant of it."""
-    return "--" if "+" in pattern else "-"
+    return "--" if is_variant(pattern) else "-"
+
+
+def pattern_hatch(pattern):
+    """Bar hatch: none for a pattern, "//" for a variant."""
+    return "//" if is_variant(pattern) else None
+
+
+def marker_kwargs(pattern, size=4):
+    """matplotlib keyword arguments that draw a pattern's marker (hollow for a variant)."""
+    colour = pattern_colour(pattern)
+    return {"marker": pattern_marker(pattern), "markersize": size, "markeredgecolor": colour,
+            "markerfacecolor": "white" if is_variant(pattern) else colour}
 
 
 def strategy_colour(strategy):
     """The colour of a microbenchmark aggregation strategy ('_' and '-' spellings alike)."""
     strategy = strategy.replace("_", "-")
-    return STRATEGY_COLOURS.get(strategy, _FALLBACK[sum(strategy.encode()) % len(_FALLBACK)])
+    return STRATEGY_COLOURS.get(strategy) or _stable(strategy, _FALLBACK)
+
+
+def strategy_marker(strategy):
+    """The marker of an aggregation strategy."""
+    strategy = strategy.replace("_", "-")
+    return STRATEGY_MARKERS.get(strategy) or _stable(strategy, _FALLBACK_MARKERS)
+
+
+def verdict_colour(verdict):
+    """The colour of a verdict word (supported, refuted, nuanced/inconclusive, anything else grey)."""
+    return VERDICT_COLOURS.get(str(verdict).lower(), VERDICT_OTHER)
 
 
 def sort_patterns(patterns):

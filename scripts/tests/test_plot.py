@@ -15,7 +15,9 @@ from orchlab_py import style
 SCRIPTS = pathlib.Path(__file__).resolve().parent.parent
 
 FIGURES = ["throughput", "latency_healthy", "latency_one-hangs", "leaks", "cascade_one-hangs",
-           "lock_wait", "threads", "micro_aggregation", "micro_orchestrate"]
+           "lock_wait", "threads", "micro_aggregation", "micro_orchestrate", "verdicts"]
+# Double column (7 in) and single column (3.5 in) at 300 dpi.
+SIZES = {"": 2100, "_1col": 1050}
 
 
 def png_size(path):
@@ -37,21 +39,24 @@ def test_every_figure_is_written(plotted):
     r, out = plotted
     assert r.code == 0, r.err
     for stem in FIGURES:
-        png, svg = out / f"{stem}.png", out / f"{stem}.svg"
-        assert png.exists() and svg.exists(), f"{stem} missing; stderr: {r.err}"
-        w, h = png_size(png)
-        assert 600 <= w <= 4000 and 300 <= h <= 3000, f"{stem}: {w}x{h}"
-        assert png.stat().st_size > 10_000, f"{stem}.png looks empty"
-        assert svg.read_text(encoding="utf-8").lstrip().startswith("<?xml")
+        for suffix, width in SIZES.items():
+            png, svg = out / f"{stem}{suffix}.png", out / f"{stem}{suffix}.svg"
+            assert png.exists() and svg.exists(), f"{stem}{suffix} missing; stderr: {r.err}"
+            w, h = png_size(png)
+            assert w == width and 300 <= h <= 3000, f"{stem}{suffix}: {w}x{h}"
+            assert png.stat().st_size > 10_000, f"{stem}{suffix}.png looks empty"
+            assert svg.read_text(encoding="utf-8").lstrip().startswith("<?xml")
     assert "skipping" not in r.err
 
 
 @pytest.mark.parametrize("stem, label", [
     ("throughput", "throughput (orchestrations/s)"),
+    ("throughput_1col", "throughput (orch/s)"),
     ("latency_healthy", "orchestration latency (ms)"),
     ("cascade_one-hangs", "time since the cell started (s)"),
     ("lock_wait", "lock wait (µs/orchestration, log)"),
     ("micro_aggregation", "aggregation throughput (million items/s, log)"),
+    ("leaks", "tasks per orchestration"),
 ])
 def test_axes_are_labelled_with_units(plotted, stem, label):
     _, out = plotted
