@@ -9,8 +9,9 @@
 # replayed: each is a crash once found, so each must now pass. Fuzzing runs
 # on a working corpus, BUILD_DIR/corpus/<target>, seeded from the committed
 # tests/fuzz/corpus/<target>/ (which stays as committed); it grows across
-# runs. Crash inputs land in BUILD_DIR/artifacts/<target>/. Exit status 1
-# when a regression fails or a target crashes.
+# runs and is merged to a minimal set after each. Crash inputs land in
+# BUILD_DIR/artifacts/<target>/. Exit status 1 when a regression fails or a
+# target crashes.
 set -euo pipefail
 case "${1:-}" in -h | --help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 [ $# -ge 2 ] || { echo "usage: scripts/fuzz.sh BUILD_DIR SECONDS [TARGET...] (-h for help)" >&2; exit 2; }
@@ -54,15 +55,18 @@ for t in "${targets[@]}"; do
   read -r -a opts <<< "$(options "$t")"
   corpus=$build/corpus/$t
   artifacts=$build/artifacts/$t/
-  log=$build/fuzz_$t.log
   mkdir -p "$corpus" "$artifacts"
+  # A private log while running (make test's smoke may share BUILD_DIR with a
+  # long run), renamed to fuzz_<target>.log at the end.
+  log=$(mktemp "$build/fuzz_$t.XXXXXX.log")
   cp -n "$src/corpus/$t/"* "$corpus/"
 
   regressions=("$src/regressions/$t/"*)
   if [ -e "${regressions[0]}" ]; then
-    if "$bin" "${opts[@]}" "${regressions[@]}" > "$build/regressions_$t.log" 2>&1; then
+    if "$bin" "${opts[@]}" "${regressions[@]}" > "$log" 2>&1; then
       echo "fuzz_$t: ${#regressions[@]} regression input(s) pass"
     else
+      mv -f "$log" "$build/regressions_$t.log"
       echo "fuzz_$t: a regression input fails; see $build/regressions_$t.log" >&2
       tail -n 30 "$build/regressions_$t.log" >&2
       status=1
@@ -78,15 +82,28 @@ for t in "${targets[@]}"; do
     -artifact_prefix="$artifacts" "$corpus" > "$log" 2>&1 || result=CRASH
   cpu_now; after=$CPU
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-  last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -n 1 || true)
+  # -a: the log quotes input bytes, which can make grep call it binary.
+  last=$(grep -a -E '^#[0-9]+.*cov: ' "$log" | tail -n 1 || true)
   cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<< "$last")
   ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<< "$last")
-  files=$(find "$corpus" -type f | wc -l)
   cpu=$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.1f", b - a }')
   if [ $result = CRASH ]; then
     status=1
-    grep -E 'ERROR|SUMMARY|Test unit written' "$log" >&2 || tail -n 30 "$log" >&2
+    grep -a -E 'ERROR|SUMMARY|Test unit written' "$log" >&2 || tail -n 30 "$log" >&2
+    echo "fuzz_$t: full log in $build/fuzz_$t.log" >&2
+  else
+    # The working corpus keeps every input ever added, reduced ones too; a
+    # merge keeps a minimal set with the same coverage, so the next run (and
+    # make test's smoke) does not spend its seconds replaying it.
+    rm -rf "$corpus.merged"
+    mkdir "$corpus.merged"
+    if "$bin" "${opts[@]}" -merge=1 "$corpus.merged" "$corpus" >> "$log" 2>&1; then
+      rm -rf "$corpus"
+      mv "$corpus.merged" "$corpus"
+    fi
   fi
+  files=$(find "$corpus" -type f | wc -l)
+  mv -f "$log" "$build/fuzz_$t.log"
   summary+=("$(printf 'fuzz_%-13s %-5s runs %-10s cov %-6s ft %-7s corpus %-6s cpu %ss' \
     "$t" "$result" "${runs:-?}" "${cov:-?}" "${ft:-?}" "$files" "$cpu")")
 done

@@ -171,7 +171,10 @@ class WindowTest(unittest.TestCase):
         rss_a = statistics.median(x["rss_peak_kb"] for x in a)
         rss_b = statistics.median(x["rss_peak_kb"] for x in b)
         self.assertGreater(statistics.median(x["rss_peak_kb"] for x in big), 3 * rss_a)
-        self.assertLessEqual(abs(rss_b - rss_a) / rss_a, 0.20, (rss_a, rss_b))
+        # Within 20 %, or 3 MiB: repetitions of the same cell alone already
+        # differ by 2-3 MiB (5.5 to 9.4 MiB seen); the order dependence this
+        # guards against was 12 against 98 MiB.
+        self.assertLessEqual(abs(rss_b - rss_a), max(0.20 * rss_a, 3 * 1024), (rss_a, rss_b))
 
 
 class CpuTest(unittest.TestCase):
