@@ -34,6 +34,7 @@ std::unique_ptr<Pattern> make_exhibit(std::string name, Knobs knobs, Orchestrate
 std::unique_ptr<Pattern> make_channel_soup(const PatternOptions&);
 std::unique_ptr<Pattern> make_latch_select(const PatternOptions&);
 std::unique_ptr<Pattern> make_mutex_aggregation(const PatternOptions&);
+std::unique_ptr<Pattern> make_slots_aggregation(const PatternOptions&);
 std::unique_ptr<Pattern> make_cancellable_group(const PatternOptions&, bool collect_all);
 std::unique_ptr<Pattern> make_bounded_group(const PatternOptions&);
 std::unique_ptr<Pattern> make_async_group(const PatternOptions&, bool collect_all);

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from orchlab_py import fmt, require, stats, style, verdicts  # noqa: E402
+from orchlab_py import claimkit, fmt, require, stats, style, verdicts  # noqa: E402
 from orchlab_py.report import ReportError, load_micro, load_report, micro_beside, micro_family  # noqa: E402
 
 plt = None  # matplotlib is imported after the inputs validate: a bad file fails fast
@@ -582,31 +582,41 @@ def fig_cascade(report, ctx, scenario=HANG_SCENARIO):
 # ---------------------------------------------------------------------------------------
 
 def fig_micro_aggregation(runs, ctx):
-    """Aggregation throughput vs threads per strategy (BM_Aggregate)."""
-    fam = micro_family(runs, "BM_Aggregate", dashes=True)
-    if not fam:
-        raise Skip("no BM_Aggregate runs in the micro file")
+    """BM_Aggregate at the most threads run: each strategy's throughput relative to slots,
+    by work per task, with the Hodges-Lehmann 95 % interval over repetitions."""
+    agg = claimkit.aggregate_runs(runs)
+    if not agg:
+        raise Skip("no BM_Aggregate/<strategy>/work_ns:W/threads:T runs in the micro file")
+    t = max(tt for (_s, _w, tt) in agg)
+    works = sorted({w for (_s, w, tt) in agg if tt == t})
+    strategies = sorted({s for (s, _w, tt) in agg if tt == t and s != "slots"})
     fig, ax = plt.subplots(figsize=(ctx.width, 2.2 if ctx.single else 2.6))
-    threads = sorted({t for d in fam.values() for t in d if isinstance(t, int)})
     handles, labels = [], []
-    for strategy in sorted(fam):
-        pts = sorted((t, v) for t, v in fam[strategy].items() if isinstance(t, int))
-        if pts:
-            colour = style.strategy_colour(strategy)
-            line, = ax.plot([t for t, _ in pts], [v / 1e6 for _, v in pts], color=colour,
-                            marker=style.strategy_marker(strategy), markersize=3.5)
-            handles.append(line), labels.append(strategy)
-    ax.set_xscale("log", base=2)
+    width = 0.8 / max(1, len(strategies))
+    for si, s in enumerate(strategies):
+        xs, ys, lo, hi = [], [], [], []
+        for wi, w in enumerate(works):
+            mine, base = agg.get((s, w, t)), agg.get(("slots", w, t))
+            if not mine or not base:
+                continue
+            r = stats.hodges_lehmann_ratio(base, mine)
+            xs.append(wi - 0.4 + width * (si + 0.5))
+            ys.append(r.estimate)
+            lo.append(r.estimate - (r.low if r.low is not None else r.estimate))
+            hi.append((r.high if r.high is not None else r.estimate) - r.estimate)
+        if xs:
+            colour = style.strategy_colour(s)
+            line = ax.errorbar(xs, ys, yerr=[lo, hi], color=colour, marker=style.strategy_marker(s),
+                               markersize=3.5, linestyle="none", capsize=2, elinewidth=0.9)
+            handles.append(line), labels.append(s)
+    ax.axhline(1.0, color="0.2", linestyle=":", linewidth=0.9)
     ax.set_yscale("log")
     _plain_log(ax.yaxis)
-    ax.set_xticks(threads, [str(t) for t in threads])
+    ax.set_xticks(range(len(works)), [("none" if w == 0 else f"{w / 1000:g} µs") for w in works])
     ax.minorticks_off()
-    ax.set_xlabel("threads writing results")
-    ax.set_ylabel("throughput (M items/s, log)" if ctx.single else "aggregation throughput (million items/s, log)")
-    t = threads[-1] if threads else None
-    at_t = {s: d[t] for s, d in fam.items() if t in d}
-    title = (f"BM_Aggregate: {max(at_t, key=at_t.get)} is fastest at {t} threads" if at_t
-             else "BM_Aggregate: writing results from N threads")
+    ax.set_xlabel("work per task")
+    ax.set_ylabel("÷ slots (log)" if ctx.single else "throughput ÷ slots' (log; 1 = as fast)")
+    title = f"BM_Aggregate at {t} threads: tasks/s relative to slots, 95 % interval"
     return _finish(fig, ctx, title, handles, labels)
 
 

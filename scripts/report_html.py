@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from orchlab_py import fmt, require, style, verdicts  # noqa: E402
+from orchlab_py import claimkit, fmt, require, style, verdicts  # noqa: E402
 from orchlab_py.report import ReportError, load_micro, load_report, micro_beside  # noqa: E402
 
 PROG = "report_html.py"
@@ -196,7 +196,15 @@ def _interval_text(claim):
 
 
 def _n_text(claim):
-    parts = [f"{k} {claim[k]}" for k in ("repetitions", "samples", "n") if isinstance(claim.get(k), (int, float, str))]
+    """What the claim's number rests on: repetitions (per side) and samples."""
+    tests = claim.get("tests") or [claim]
+    t = tests[0] if isinstance(tests[0], dict) else {}
+    parts = []
+    reps = t.get("repetitions")
+    if isinstance(reps, list) and reps:
+        parts.append(" vs ".join(str(r) for r in reps) + " repetitions")
+    if isinstance(t.get("samples"), (int, float)):
+        parts.append(f"{fmt.num(t['samples'])} samples")
     return ", ".join(parts) or "–"
 
 
@@ -214,7 +222,7 @@ def claims_section(claims_doc, claims_error, verdict_svg):
                        f"<ul>{ev}</ul></details>")
         why = md_inline(c.get("reason", ""))
         if c.get("precondition"):
-            why += f'<br><span class="muted">precondition: {md_inline(c["precondition"])}</span>'
+            why += f'<br><span class="muted">precondition: {md_inline(claimkit.precondition_text(c))}</span>'
         rows.append([f'<td class="n" data-v="{i + 1}">{i + 1}</td>',
                      f"<td>{md_inline(c.get('claim', c.get('id', '')))}{details}</td>",
                      f'<td data-v="{esc(c.get("verdict", ""))}">{badge(c.get("verdict", "?"))}</td>',

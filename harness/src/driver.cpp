@@ -132,7 +132,10 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
                  Plan& plan, CallerStats& s) {
   const std::int64_t start = now_ns();
   const std::int64_t due = intended_ns + load.deadline_ns;
-  plan.deadline = std::chrono::milliseconds(std::max<std::int64_t>(0, (due - start) / 1'000'000));
+  // To the nanosecond: in whole milliseconds the exhibit's deadline fell up to
+  // 1 ms before `due`, the deadline the services were told, and every abort
+  // the deadline caused looked early (a negative abort lag).
+  plan.deadline = std::chrono::nanoseconds(std::max<std::int64_t>(0, due - start));
   for (std::size_t i = 0; i < plan.calls.size(); ++i) {
     plan.calls[i].key = call_key(load.repetition, caller, seq, static_cast<int>(i));
     plan.calls[i].deadline_ns = due;

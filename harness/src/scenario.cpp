@@ -160,8 +160,9 @@ std::filesystem::path resolve_scenario(const std::string& name_or_file,
   const fs::path given(name_or_file);
   if (fs::is_regular_file(given, ec)) return given;
   std::string looked = given.string();
-  // A bare NAME (no folder, no extension) is looked up as NAME.json.
-  if (!given.has_parent_path()) {
+  // A relative NAME or folder/NAME (without an extension: NAME.json) is
+  // looked up in each search dir: "claims/fail-fast" in a sweep of scenarios/.
+  if (given.is_relative()) {
     const fs::path file = given.has_extension() ? given : fs::path(name_or_file + ".json");
     for (const auto& dir : search_dirs) {
       const fs::path candidate = dir / file;

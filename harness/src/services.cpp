@@ -516,7 +516,12 @@ std::optional<ServerTotals> server_delta(const std::vector<StatsReading>& before
   // unknown, since a total missing a part is not a total.
   ServerTotals t;
   t.requests = t.client_aborts = t.completed_after_deadline = t.max_in_flight = 0;
-  t.work_past_deadline_ms = t.abort_lag_p99_ms = 0.0;
+  t.work_past_deadline_ms = 0.0;
+  // The abort lag is a quantile, not a total: the worst service's p99 among
+  // those that saw an abort. Signed: negative when aborts came before the
+  // deadline (a sibling's error cancelled them). Null when no service saw an
+  // abort (no lag to speak of) or one could not say.
+  bool lag_known = true;
   for (std::size_t i = 0; i < after.size(); ++i) {
     const StatsReading& a = after[i];
     if (!a.doc) {
@@ -526,7 +531,7 @@ std::optional<ServerTotals> server_delta(const std::vector<StatsReading>& before
       t.completed_after_deadline.reset();
       t.max_in_flight.reset();
       t.work_past_deadline_ms.reset();
-      t.abort_lag_p99_ms.reset();
+      lag_known = false;
       t.notes.push_back("server_* fields are null where service " + a.service +
                         " did not report /__stats (" + a.error + ")");
       continue;
@@ -552,11 +557,13 @@ std::optional<ServerTotals> server_delta(const std::vector<StatsReading>& before
     counter(t.completed_after_deadline, "completed_after_deadline",
             "server_completed_after_deadline");
     counter(t.work_past_deadline_ms, "work_past_deadline_ms", "server_work_past_deadline_ms");
-    if (const auto lag = nested(*a.doc, "abort_lag_ms", "p99")) {
-      if (t.abort_lag_p99_ms) t.abort_lag_p99_ms = std::max(*t.abort_lag_p99_ms, *lag);
-    } else {
+    const auto lag_count = nested(*a.doc, "abort_lag_ms", "count");
+    const auto lag = nested(*a.doc, "abort_lag_ms", "p99");
+    if (!lag_count || (*lag_count > 0 && !lag)) {
       lacks("abort_lag_ms.p99", "server_abort_lag_p99_ms");
-      t.abort_lag_p99_ms.reset();
+      lag_known = false;
+    } else if (*lag_count > 0) {
+      t.abort_lag_p99_ms = t.abort_lag_p99_ms ? std::max(*t.abort_lag_p99_ms, *lag) : *lag;
     }
     if (const auto busiest = number(*a.doc, "max_in_flight")) {
       if (t.max_in_flight)
@@ -566,6 +573,10 @@ std::optional<ServerTotals> server_delta(const std::vector<StatsReading>& before
       t.max_in_flight.reset();
     }
   }
+  if (!lag_known)
+    t.abort_lag_p99_ms.reset();
+  else if (!t.abort_lag_p99_ms)
+    t.notes.push_back("server_abort_lag_p99_ms is null: no service saw a client abort");
   return t;
 }
 

@@ -133,7 +133,9 @@ std::string ServiceState::prometheus() const {
   x.histogram("delay_error_seconds", delay_error_us_,
               "Actual minus intended latency delay (timer accuracy).");
   x.histogram("abort_lag_seconds", abort_lag_us_,
-              "Client abort noticed minus the caller's deadline (0 if earlier).");
+              "Client aborts at or after the caller's deadline: noticed minus deadline.");
+  x.histogram("abort_lead_seconds", abort_lead_us_,
+              "Client aborts before the caller's deadline (a sibling's error): deadline minus noticed.");
   return std::move(x).str();
 }
 

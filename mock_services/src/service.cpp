@@ -49,7 +49,11 @@ void MicrosHistogram::clear() { *this = MicrosHistogram{}; }
 std::uint64_t MicrosHistogram::quantile(double q) const {
   if (count_ == 0) return 0;
   if (q >= 1.0) return max_;
-  const auto rank = static_cast<std::uint64_t>(q * static_cast<double>(count_ - 1)) + 1;
+  return at_rank(static_cast<std::uint64_t>(q * static_cast<double>(count_ - 1)) + 1);
+}
+
+std::uint64_t MicrosHistogram::at_rank(std::uint64_t rank) const {
+  if (count_ == 0) return 0;
   std::uint64_t seen = 0;
   for (std::size_t b = 0; b < kBuckets; ++b) {
     seen += buckets_[b];
@@ -64,6 +68,30 @@ nlohmann::json MicrosHistogram::to_json_ms() const {
           {"p99", static_cast<double>(quantile(0.99)) / 1000.0},
           {"max", static_cast<double>(max_) / 1000.0}};
 }
+
+/// Abort lag, signed: `lead` holds how long before the deadline aborts came,
+/// `lag` how long after. Quantiles over both, as if one histogram of signed
+/// values: {"count", "before_deadline", "p50", "p99", "min", "max"} in ms.
+namespace {
+nlohmann::json signed_lag_json_ms(const MicrosHistogram& lead, const MicrosHistogram& lag) {
+  const std::uint64_t early = lead.count(), n = early + lag.count();
+  // The rank-th smallest signed value: the early ones, most negative first.
+  const auto at = [&](std::uint64_t rank) -> double {
+    if (rank <= early) return -static_cast<double>(lead.at_rank(early - rank + 1)) / 1000.0;
+    return static_cast<double>(lag.at_rank(rank - early)) / 1000.0;
+  };
+  const auto q = [&](double p) -> nlohmann::json {
+    if (n == 0) return nullptr;  // no abort: no lag, which is not a lag of 0
+    return at(static_cast<std::uint64_t>(p * static_cast<double>(n - 1)) + 1);
+  };
+  return {{"count", n},
+          {"before_deadline", early},
+          {"p50", q(0.5)},
+          {"p99", q(0.99)},
+          {"min", n ? nlohmann::json(at(1)) : nlohmann::json(nullptr)},
+          {"max", n ? nlohmann::json(at(n)) : nlohmann::json(nullptr)}};
+}
+}  // namespace
 
 // --- ServiceState ------------------------------------------------------------
 
@@ -129,7 +157,12 @@ void ServiceState::finish_request(Outcome outcome, Clock::time_point start,
     work_past_deadline_ms_ += to_ms(end - std::max(*deadline, start));
     if (outcome == Outcome::completed) ++completed_after_deadline_;
   }
-  if (outcome == Outcome::client_abort) abort_lag_us_.record(to_us(end - *deadline));
+  if (outcome == Outcome::client_abort) {
+    if (end >= *deadline)
+      abort_lag_us_.record(to_us(end - *deadline));
+    else
+      abort_lead_us_.record(to_us(*deadline - end));
+  }
 }
 
 void ServiceState::count_bad_request() {
@@ -191,7 +224,7 @@ nlohmann::json ServiceState::stats() const {
           {"faults", std::move(faults)},
           {"completed_after_deadline", completed_after_deadline_},
           {"work_past_deadline_ms", work_past_deadline_ms_},
-          {"abort_lag_ms", abort_lag_us_.to_json_ms()},
+          {"abort_lag_ms", signed_lag_json_ms(abort_lead_us_, abort_lag_us_)},
           {"delay_error_ms", delay_error_us_.to_json_ms()}};
 }
 
@@ -207,6 +240,7 @@ void ServiceState::reset() {
   completed_after_deadline_ = 0;
   work_past_deadline_ms_ = 0;
   abort_lag_us_.clear();
+  abort_lead_us_.clear();
   delay_error_us_.clear();
 }
 

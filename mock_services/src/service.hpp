@@ -31,6 +31,8 @@ class MicrosHistogram {
   std::uint64_t max() const { return max_; }
   /// Upper edge of the bucket holding quantile q (exact max for q = 1).
   std::uint64_t quantile(double q) const;
+  /// The value of the rank-th smallest observation (1-based), as quantile().
+  std::uint64_t at_rank(std::uint64_t rank) const;
   /// {"count", "p50", "p99", "max"} in milliseconds.
   nlohmann::json to_json_ms() const;
 
@@ -139,7 +141,8 @@ class ServiceState {
   std::array<std::uint64_t, kFaultKinds> faults_{};
   std::uint64_t completed_after_deadline_ = 0;
   double work_past_deadline_ms_ = 0;
-  MicrosHistogram abort_lag_us_;
+  MicrosHistogram abort_lag_us_;   ///< aborts at or after the deadline: how late
+  MicrosHistogram abort_lead_us_;  ///< aborts before it: how early (a sibling's error)
   MicrosHistogram delay_error_us_;
 };
 

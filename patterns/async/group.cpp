@@ -175,11 +175,11 @@ void Group::finish(GroupState& s, std::size_t index, std::exception_ptr e, Reply
   maybe_complete(s);
 }
 
-Outcome run_group_impl(Runtime& runtime, std::chrono::milliseconds deadline, Policy policy,
+Outcome run_group_impl(Runtime& runtime, std::chrono::nanoseconds deadline, Policy policy,
                        void (*setup)(void*, Group&), void* context) {
-  // A "no deadline" of milliseconds::max() must not overflow the time point.
-  constexpr std::chrono::milliseconds kLongest = std::chrono::hours(24 * 365);
-  deadline = std::clamp(deadline, std::chrono::milliseconds(0), kLongest);
+  // A "no deadline" of nanoseconds::max() must not overflow the time point.
+  constexpr std::chrono::nanoseconds kLongest = std::chrono::hours(24 * 365);
+  deadline = std::clamp(deadline, std::chrono::nanoseconds(0), kLongest);
   auto state =
       std::make_shared<GroupState>(asio::make_strand(runtime.context()), policy, census::current(),
                                    std::chrono::steady_clock::now() + deadline);

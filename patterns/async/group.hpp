@@ -123,7 +123,7 @@ class Group {
   }
 
  private:
-  friend Outcome run_group_impl(Runtime&, std::chrono::milliseconds, Policy,
+  friend Outcome run_group_impl(Runtime&, std::chrono::nanoseconds, Policy,
                                 void (*)(void*, Group&), void*);
   Group(std::shared_ptr<detail::GroupState> state, asio::any_io_executor executor)
       : state_(std::move(state)), executor_(std::move(executor)) {}
@@ -136,7 +136,7 @@ class Group {
   std::size_t started_ = 0;
 };
 
-Outcome run_group_impl(Runtime& runtime, std::chrono::milliseconds deadline, Policy policy,
+Outcome run_group_impl(Runtime& runtime, std::chrono::nanoseconds deadline, Policy policy,
                        void (*setup)(void*, Group&), void* context);
 
 /// Runs one orchestration on a fresh strand of `runtime` and blocks the caller
@@ -153,7 +153,7 @@ Outcome run_group_impl(Runtime& runtime, std::chrono::milliseconds deadline, Pol
 /// NOTE: `setup` runs on an io thread; it may capture the caller's locals by
 /// reference (the caller is blocked until the group is done).
 template <class Setup>
-Outcome run_group(Runtime& runtime, std::chrono::milliseconds deadline, Policy policy,
+Outcome run_group(Runtime& runtime, std::chrono::nanoseconds deadline, Policy policy,
                   Setup&& setup) {
   return run_group_impl(
       runtime, deadline, policy,

@@ -60,6 +60,7 @@ constexpr Entry kRegistry[] = {
     {"channel-soup", exhibits::make_channel_soup},
     {"latch-select", exhibits::make_latch_select},
     {"mutex-aggregation", exhibits::make_mutex_aggregation},
+    {"slots-aggregation", exhibits::make_slots_aggregation},  // mutex-aggregation's lock-free twin
     {"cancellable-group",
      [](const PatternOptions& o) { return exhibits::make_cancellable_group(o, false); }},
     {"bounded-group", exhibits::make_bounded_group},

@@ -439,7 +439,10 @@ def wilson_interval(successes, n, level=0.95):
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), level, "Wilson score", n)
+    # At 0 or n successes the bound is exactly 0 or 1; rounding would leave 1e-22.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return Interval(p, low, high, level, "Wilson score", n)
 
 
 def mean(values):

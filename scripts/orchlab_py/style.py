@@ -12,6 +12,7 @@ PATTERN_COLOURS = {
     "channel-soup": OKABE_ITO["vermillion"],
     "latch-select": OKABE_ITO["orange"],
     "mutex-aggregation": OKABE_ITO["reddish purple"],
+    "slots-aggregation": OKABE_ITO["yellow"],
     "cancellable-group": OKABE_ITO["blue"],
     "bounded-group": OKABE_ITO["sky blue"],
     "async-group": OKABE_ITO["bluish green"],
@@ -21,6 +22,7 @@ PATTERN_MARKERS = {
     "channel-soup": "o",
     "latch-select": "s",
     "mutex-aggregation": "^",
+    "slots-aggregation": "<",
     "cancellable-group": "D",
     "bounded-group": "v",
     "async-group": "P",
@@ -37,21 +39,19 @@ STRATEGY_COLOURS = {
     "mutex-vector": OKABE_ITO["reddish purple"],
     "channel-fan-in": OKABE_ITO["vermillion"],
     "slots-padded": OKABE_ITO["blue"],
-    "slots-packed": OKABE_ITO["sky blue"],
-    "slots-latch": OKABE_ITO["blue"],
+    "slots": OKABE_ITO["sky blue"],
     "atomic-index": OKABE_ITO["bluish green"],
 }
-STRATEGY_MARKERS = {"mutex-vector": "^", "channel-fan-in": "o", "slots-padded": "D", "slots-packed": "d",
-                    "slots-latch": "D", "atomic-index": "P"}
+STRATEGY_MARKERS = {"mutex-vector": "^", "channel-fan-in": "o", "slots-padded": "D", "slots": "d",
+                    "atomic-index": "P"}
 
 # Verdicts, for the forest plot and the HTML badges.
 VERDICT_COLOURS = {
     "supported": OKABE_ITO["bluish green"],
     "refuted": OKABE_ITO["vermillion"],
-    "nuanced": OKABE_ITO["orange"],
     "inconclusive": OKABE_ITO["orange"],
 }
-VERDICT_OTHER = "#7F7F7F"  # insufficient data, not testable here, anything else
+VERDICT_OTHER = "#7F7F7F"  # not testable here, anything else
 
 
 def _stable(name, choices):
@@ -111,7 +111,7 @@ def strategy_marker(strategy):
 
 
 def verdict_colour(verdict):
-    """The colour of a verdict word (supported, refuted, nuanced/inconclusive, anything else grey)."""
+    """The colour of a verdict word (supported, refuted, inconclusive; not testable here grey)."""
     return VERDICT_COLOURS.get(str(verdict).lower(), VERDICT_OTHER)
 
 

@@ -76,6 +76,10 @@ def numbers(claim):
         threshold = _pair(thr)
         threshold = None if threshold == (None, None) else threshold
     unit = src.get("unit", claim.get("unit"))
+    if unit == "%":  # shares are stored as fractions: show them as percentages
+        k = 100.0
+        est, low, high = (None if v is None else k * v for v in (_num(est), low, high))
+        threshold = None if threshold is None else tuple(None if v is None else k * v for v in threshold)
     return {"statistic": stat_name if isinstance(stat_name, str) else None,
             "unit": unit if isinstance(unit, str) else None,
             "estimate": _num(est), "low": low, "high": high, "threshold": threshold}

@@ -55,7 +55,7 @@ def test_every_figure_is_written(plotted):
     ("latency_healthy", "orchestration latency (ms)"),
     ("cascade_one-hangs", "time since the cell started (s)"),
     ("lock_wait", "lock wait (µs/orchestration, log)"),
-    ("micro_aggregation", "aggregation throughput (million items/s, log)"),
+    ("micro_aggregation", "throughput ÷ slots' (log; 1 = as fast)"),
     ("leaks", "tasks per orchestration"),
 ])
 def test_axes_are_labelled_with_units(plotted, stem, label):

@@ -55,7 +55,7 @@ RunResult run_once(Pattern& p, const Plan& plan) {
   return r;
 }
 
-Plan plan_of(std::vector<std::string> urls, std::chrono::milliseconds deadline) {
+Plan plan_of(std::vector<std::string> urls, std::chrono::nanoseconds deadline) {
   Plan plan;
   plan.deadline = deadline;
   for (auto& u : urls) plan.calls.push_back(Call{std::move(u)});
@@ -92,7 +92,7 @@ TEST(AsyncGroupInprocTest, EmptyPlanIsComplete) {
 TEST(AsyncGroupInprocTest, HugeDeadlineDoesNotOverflow) {
   auto p = make(false);
   const RunResult r =
-      run_once(*p, plan_of(repeat("inproc://ok", 3), std::chrono::milliseconds::max()));
+      run_once(*p, plan_of(repeat("inproc://ok", 3), std::chrono::nanoseconds::max()));
   EXPECT_EQ(r.out.verdict, Verdict::complete);
 }
 

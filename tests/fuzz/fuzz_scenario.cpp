@@ -24,7 +24,7 @@ using orchlab::harness::ScenarioError;
 
 // pattern_names() of the patterns library, which this target does not link.
 const std::vector<std::string> kPatterns = {"channel-soup",      "latch-select",
-                                            "mutex-aggregation", "cancellable-group",
+                                            "mutex-aggregation", "slots-aggregation", "cancellable-group",
                                             "bounded-group",     "cancellable-group+collect-all",
                                             "async-group",       "async-group+collect-all"};
 

@@ -153,6 +153,22 @@ TEST(ServerDeltaTest, SumsDeltasAndTakesTheWorstService) {
   EXPECT_TRUE(t->notes.empty());
 }
 
+TEST(ServerDeltaTest, AbortLagIsTheWorstSignedP99AndNullWithoutAborts) {
+  json early = full_stats(10, 2, -90, 1);
+  json none = full_stats(10, 0, 0, 1);
+  none["abort_lag_ms"] = {{"count", 0}, {"p99", nullptr}};
+  auto t = server_delta({}, {reading("a", early), reading("b", none)});
+  ASSERT_TRUE(t);
+  // b saw no abort: it has no lag, and must not pull the worst up to 0.
+  EXPECT_EQ(t->abort_lag_p99_ms, -90.0);
+  EXPECT_TRUE(t->notes.empty());
+  t = server_delta({}, {reading("a", none), reading("b", none)});
+  ASSERT_TRUE(t);
+  EXPECT_FALSE(t->abort_lag_p99_ms);
+  ASSERT_EQ(t->notes.size(), 1u);
+  EXPECT_NE(t->notes[0].find("no service saw a client abort"), std::string::npos) << t->notes[0];
+}
+
 TEST(ServerDeltaTest, AServiceWithoutStatsMakesEveryFieldNull) {
   const auto t =
       server_delta({reading("a", full_stats(0, 0, 0, 0)), reading("http://h:1/x", std::nullopt)},

@@ -603,6 +603,31 @@ TEST(MockStatsTest, AbortLagWithTheAbsoluteDeadlineHeader) {
   EXPECT_EQ(http_get(url, "/", "X-Orchlab-Deadline-Ns: soon\r\n").status, 400);
 }
 
+TEST(MockStatsTest, AbortLagIsSignedAndNullWithoutAborts) {
+  auto fleet = start({{"name", "svc"}});
+  const auto url = fleet->url("svc");
+  // No abort yet: the lag's quantiles are unknown, not 0.
+  auto s = fleet->stats("svc");
+  EXPECT_EQ(s["abort_lag_ms"]["count"], 0);
+  EXPECT_TRUE(s["abort_lag_ms"]["p99"].is_null());
+  EXPECT_TRUE(s["abort_lag_ms"]["min"].is_null());
+  {
+    // The caller leaves 50 ms in, 400 ms before its deadline: a sibling's
+    // error cancelled it, not the deadline, and the lag says so by its sign.
+    Conn c(url);
+    ASSERT_TRUE(c.get("/?fault=hang", "X-Orchlab-Timeout-Ms: 450\r\n"));
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(stat_is(*fleet, "client_aborts", 1));
+  s = fleet->stats("svc");
+  EXPECT_EQ(s["abort_lag_ms"]["count"], 1);
+  EXPECT_EQ(s["abort_lag_ms"]["before_deadline"], 1);
+  EXPECT_LT(s["abort_lag_ms"]["p50"].get<double>(), -250.0);
+  EXPECT_GT(s["abort_lag_ms"]["p50"].get<double>(), -450.0);
+  EXPECT_EQ(s["abort_lag_ms"]["min"], s["abort_lag_ms"]["max"]);
+  EXPECT_DOUBLE_EQ(s["abort_lag_ms"]["p99"].get<double>(), s["abort_lag_ms"]["p50"].get<double>());
+}
+
 TEST(MockStatsTest, ManyThreadsManyClients) {
   ServerOptions options;
   options.threads = 3;

@@ -104,7 +104,8 @@ TEST(MockMetricsTest, CountersGaugesAndHistogramsMatchStats) {
   EXPECT_GE(value(s, "orchlab_mock_open_connections" + svc), 1);  // the scrape's own
 
   for (const std::string h :
-       {"orchlab_mock_delay_error_seconds", "orchlab_mock_abort_lag_seconds"}) {
+       {"orchlab_mock_delay_error_seconds", "orchlab_mock_abort_lag_seconds",
+        "orchlab_mock_abort_lead_seconds"}) {
     EXPECT_EQ(s.types.at(h), "histogram");
     // Buckets in order, le increasing, counts cumulative, +Inf = _count.
     double last_le = -1, last_count = 0;
@@ -124,6 +125,7 @@ TEST(MockMetricsTest, CountersGaugesAndHistogramsMatchStats) {
     EXPECT_EQ(last_le, 1e300) << h << ": the last bucket is +Inf";
     EXPECT_EQ(last_count, value(s, h + "_count" + svc)) << h;
   }
+  EXPECT_EQ(value(s, "orchlab_mock_abort_lead_seconds_count" + svc), 0);  // it left late, not early
   EXPECT_EQ(value(s, "orchlab_mock_abort_lag_seconds_count" + svc), 1);
   EXPECT_EQ(value(s, "orchlab_mock_abort_lag_seconds_bucket{service=\"svc\",le=\"0.01\"}"), 0);
   EXPECT_GE(value(s, "orchlab_mock_abort_lag_seconds_sum" + svc), 0.1);  // left ~150 ms late

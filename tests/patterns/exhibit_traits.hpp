@@ -20,6 +20,7 @@ inline constexpr Traits kExhibits[] = {
     {"channel-soup", true, true, false, true, true},
     {"latch-select", true, false, false, true, false},
     {"mutex-aggregation", false, false, false, false, true},
+    {"slots-aggregation", false, false, false, false, true},
     {"cancellable-group", true, true, true, false, true},
     {"bounded-group", true, true, true, false, true},
     {"cancellable-group+collect-all", true, false, true, false, true},

@@ -353,7 +353,7 @@ TEST(ChannelTest, SelectLoopCollectsEveryValueExactlyOnce) {
 
 TEST(PatternRegistryTest, NamesInReportOrder) {
   const std::vector<std::string> expected{"channel-soup",      "latch-select",
-                                          "mutex-aggregation", "cancellable-group",
+                                          "mutex-aggregation", "slots-aggregation", "cancellable-group",
                                           "bounded-group",     "cancellable-group+collect-all",
                                           "async-group",       "async-group+collect-all"};
   EXPECT_EQ(pattern_names(), expected);

@@ -66,7 +66,7 @@ using Fetch = std::function<Reply(const Call&, std::stop_token)>;
 /// What an orchestration must do: every call, within `deadline` of run().
 struct Plan {
   std::vector<Call> calls;
-  std::chrono::milliseconds deadline{100};
+  std::chrono::nanoseconds deadline{std::chrono::milliseconds(100)};
 };
 
 enum class Verdict {

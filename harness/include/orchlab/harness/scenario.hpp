@@ -68,7 +68,8 @@ struct Overrides {
   std::optional<double> warmup_s;
 };
 
-/// Maps `name_or_file` to a file: an existing path as given, else NAME.json in
+/// Maps `name_or_file` to a file: an existing path as given, else (when it is
+/// relative) NAME or folder/NAME, with .json added when it has no extension, in
 /// each of `search_dirs` (in order). Throws ScenarioError listing where it looked.
 std::filesystem::path resolve_scenario(const std::string& name_or_file,
                                        const std::vector<std::filesystem::path>& search_dirs);
