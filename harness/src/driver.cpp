@@ -257,6 +257,7 @@ class Sampler {
   }
   std::vector<std::int64_t> live_tasks, os_threads;
   std::int64_t peak_threads = 0;
+  std::int64_t peak_live_tasks = 0;
   std::int64_t peak_rss_kb = 0;
 
  private:
@@ -270,6 +271,7 @@ class Sampler {
       if (cv_.wait_until(lock, due, [this] { return stopping_; })) return;
       const std::int64_t threads = os_thread_count();
       peak_threads = std::max(peak_threads, threads);
+      peak_live_tasks = std::max(peak_live_tasks, ledger_->totals().live_tasks);
       peak_rss_kb = std::max(peak_rss_kb, sys::rss_kb());
       if (now_ns() >= next_bucket) {
         next_bucket += kBucketNs;
@@ -483,6 +485,7 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
         "sampler's, which can miss a shorter spike");
   m.threads_peak =
       std::max<std::int64_t>(sampler.peak_threads, os_thread_count()) - m.threads_baseline;
+  m.live_tasks_peak = sampler.peak_live_tasks;
   // The pool the calls went through: the pattern's own (async-group) or the
   // shared client behind the Fetch. One that saw no request gives no numbers
   // rather than zeros that would read as "never starved".

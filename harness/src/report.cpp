@@ -143,6 +143,7 @@ const std::vector<std::string>& metric_fields() {
                                                   "zombie_task_s",
                                                   "late_completions",
                                                   "threads_peak",
+                                                  "live_tasks_peak",
                                                   "threads_end",
                                                   "drain_ms",
                                                   "pool_wait_p99_us",
@@ -214,6 +215,7 @@ json benchmark_entry(const Measurement& m) {
   e["zombie_task_s"] = val(m.zombie_task_s);
   e["late_completions"] = val(m.late_completions);
   e["threads_peak"] = val(m.threads_peak);
+  e["live_tasks_peak"] = val(m.live_tasks_peak);
   e["threads_end"] = val(m.threads_end);
   e["drain_ms"] = val(m.drain_ms);
   e["pool_exhausted"] = val(m.pool_exhausted, m.pool_measured);
@@ -410,6 +412,7 @@ json metrics_metadata() {
        {"leaked_tasks_at_return", "leaked_tasks_end", "zombie_task_s", "late_completions"})
     x[f]["must_be_zero_for"] = groups;
   x["threads_peak"] = m("threads", "lower");
+  x["live_tasks_peak"] = m("tasks", "none");
   x["threads_end"] = m("threads", "lower");
   x["drain_ms"] = m("ms", "lower");
   x["pool_wait_p99_us"] = m("us", "lower");

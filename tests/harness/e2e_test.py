@@ -24,7 +24,7 @@ FIELDS = {
     "items_per_second": NUMBER, "p50_us": NUMBER, "p90_us": NUMBER, "p99_us": NUMBER,
     "p999_us": NUMBER, "max_us": NUMBER, "complete": int, "partial": int, "failed": int,
     "timed_out": int, "deadline_overshoot_p99_us": NUMBER, "leaked_tasks_at_return": int,
-    "leaked_tasks_end": int, "zombie_task_s": NUMBER, "late_completions": int, "threads_peak": int,
+    "leaked_tasks_end": int, "zombie_task_s": NUMBER, "late_completions": int, "threads_peak": int, "live_tasks_peak": int,
     "threads_end": int, "drain_ms": NUMBER, "pool_wait_p99_us": NUMBER, "pool_exhausted": int,
     "lock_wait_ns": int, "lock_contended": int, "ctx_switches_voluntary": int,
     "ctx_switches_involuntary": int, "rss_peak_kb": int, "server_client_aborts": int,

@@ -82,6 +82,10 @@ struct Measurement {
   /// 10 ms.
   std::int64_t threads_baseline = 0;
   std::int64_t threads_peak = 0, threads_end = 0;
+  /// The census's live tasks (threads or coroutine calls of this
+  /// repetition's orchestrations), peak of the 10 ms samples: the calls in
+  /// flight at once, whatever carries them.
+  std::int64_t live_tasks_peak = 0;
   double drain_ms = 0;
   bool drained = true;  ///< false: live tasks remained after the bounded drain
 
