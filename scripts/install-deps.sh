@@ -24,12 +24,16 @@ PACKAGES="
   wrk nginx-light curl procps
   clang libclang-rt-14-dev
   chromium
+  prometheus
 "
 # clang (clang++ 14 on Debian 12) and libclang-rt-14-dev (libFuzzer and the
 # sanitizer runtimes; only a recommendation of clang) build the fuzz targets:
 # make fuzz, and the fuzz smoke of make test.
 # chromium (headless) is the browser scripts/tests/test_report_html.py checks
 # index.html in, through its DevTools protocol; the test skips without it.
+# prometheus brings promtool, which tests/mock/metrics_test.cpp runs on the
+# mock's GET /__metrics (`promtool check metrics`); only the tool is used, the
+# server is never started by the lab.
 
 missing=""
 for pkg in $PACKAGES; do

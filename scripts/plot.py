@@ -6,6 +6,7 @@ import math
 import os
 import sys
 import textwrap
+import dataclasses
 from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -247,8 +248,7 @@ def fig_throughput(report, ctx, scenarios=None):
     if not panels:
         raise Skip("no cells in the report")
     fig, axes = _panels(ctx, len(panels), 1.55 if ctx.single else 1.9)
-    patterns = style.sort_patterns({k.pattern for k in report.cells
-                                    if scenarios is None or k.scenario in scenarios})
+    patterns = style.sort_patterns({k.pattern for k in report.cells if (k.scenario, k.fanout) in panels})
     leaders, infeasible, cells_seen = {}, False, []
     for ax, ((scenario, fanout), concs) in zip(axes, panels.items()):
         concs = sorted(concs)
@@ -428,7 +428,10 @@ def _hbars(ax, report, value_of, xlabel, log=False, labels=True):
         _plain_log(ax.xaxis)
         ax.set_xlim(left=left)
     else:
-        ax.set_xlim(left=0)
+        # Headroom past the longest bar, so that no tick sits on the panel's right edge,
+        # where its label would stick out of the figure.
+        top = max([v for v in values.values() if isinstance(v, float)] or [0.0])
+        ax.set_xlim(left=0, right=top * 1.12 if top > 0 else None)
     if labels:
         ax.set_ylabel("scenario")
     return {k: v for k, v in values.items() if not isinstance(v, str)}, patterns
@@ -651,7 +654,8 @@ def fig_micro_orchestrate(runs, ctx):
     _plain_log(ax.yaxis)
     ax.set_xticks(range(len(fanouts)), [f"fanout {f}" for f in fanouts])
     ax.grid(axis="x", visible=False)
-    ax.set_xlabel("calls per orchestration (in-process fetch that returns at once)")
+    ax.set_xlabel("calls per orchestration" if ctx.single
+                  else "calls per orchestration (in-process fetch that returns at once)")
     ax.set_ylabel("time per call (µs, log)")
     f = fanouts[-1] if fanouts else None
     at_f = {p: v for (p, ff), v in per_call.items() if ff == f}
@@ -753,8 +757,16 @@ def fig_verdicts(claims_doc, ctx):
 # Which figures, and writing them
 # ---------------------------------------------------------------------------------------
 
+def descriptive(report):
+    """The report without the claim experiments (scenarios named claim-*), which have their
+    own evidence in CLAIMS.md: what the overview figures show."""
+    cells = {k: v for k, v in report.cells.items() if not k.scenario.startswith("claim-")}
+    return dataclasses.replace(report, cells=cells)
+
+
 def figures(report, runs, claims_doc=None, claims_error=None):
     """(file stem, builder(ctx)) for every figure, in order."""
+    report = descriptive(report)
     out = [("throughput", lambda c: fig_throughput(report, c))]
     for scenario in SPECTRUM_SCENARIOS:
         out.append((f"latency_{scenario}", lambda c, s=scenario: fig_latency_spectrum(report, s, c)))

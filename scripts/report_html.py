@@ -373,9 +373,9 @@ def render(report, runs, micro_path, claims_doc, claims_error, out_path):
     verdict_svg = figs.svg("verdicts", lambda c: p.fig_verdicts(claims_doc, c)) if claims_doc else None
     overview = []
     for name, build, caption in (
-            ("leaks", lambda c: p.fig_leaks(report, c), "Leaks, work past the deadline and cancellations."),
-            ("threads", lambda c: p.fig_threads(report, c), "Peak OS threads."),
-            ("lock wait", lambda c: p.fig_lock_wait(report, c), "Lock wait per orchestration."),
+            ("leaks", lambda c: p.fig_leaks(p.descriptive(report), c), "Leaks, work past the deadline and cancellations."),
+            ("threads", lambda c: p.fig_threads(p.descriptive(report), c), "Peak OS threads."),
+            ("lock wait", lambda c: p.fig_lock_wait(p.descriptive(report), c), "Lock wait per orchestration."),
             ("micro aggregation", lambda c: p.fig_micro_aggregation(runs, c) if runs else _no_micro(p),
              "BM_Aggregate (orchlab-micro)."),
             ("micro orchestrate", lambda c: p.fig_micro_orchestrate(runs, c) if runs else _no_micro(p),

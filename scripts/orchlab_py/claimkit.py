@@ -42,9 +42,10 @@ class Result:
         self.repetitions, self.samples, self.note = repetitions, samples, note
         self.detail = detail or []
         self.parts = None  # per-cell results of an "every cell" statistic
+        self.where = None  # the cell the headline number comes from, when there are several
 
     def as_dict(self):
-        return {"estimate": self.estimate, "interval": [self.low, self.high], "level": LEVEL,
+        return {"estimate": self.estimate, "interval": [self.low, self.high], "level": LEVEL, "where": self.where,
                 "method": self.method, "repetitions": self.repetitions, "samples": self.samples,
                 "note": self.note}
 
@@ -338,7 +339,7 @@ def stat_micro_advantage(inputs, spec):
         hl = stats.hodges_lehmann_ratio(best_theirs, best_mine, level=LEVEL)
         r = Result(hl.estimate, hl.low, hl.high, "Hodges-Lehmann ratio", [len(best_mine), len(best_theirs)],
                    None, hl.note)
-        r.cell = f"work {w} ns, {t} threads (vs {rival})"
+        r.cell = f"work {w} ns, {t} thread{'s' if t > 1 else ''} (vs {rival})"
         parts.append(r)
     if not parts:
         raise NotTestable("needs BM_Aggregate runs of " + ", ".join(spec["strategies"]) + " and of the others")
@@ -568,6 +569,18 @@ def _run_test(test, inputs):
             verdicts = [decide(p.low, p.high, test["threshold"], test["direction"]) for p in r.parts]
             tv = REFUTED if REFUTED in verdicts else SUPPORTED if all(x == SUPPORTED for x in verdicts) \
                 else INCONCLUSIVE
+            # The headline number is the cell that decided: the clearest refutation, else the
+            # least clear of the rest.
+            sign = 1 if test["direction"] == "above" else -1
+            pool = [p for p, x in zip(r.parts, verdicts) if x == tv] or r.parts
+            if tv == REFUTED:
+                head = min(pool, key=lambda p: sign * (p.high if p.high is not None else p.estimate))
+            else:
+                head = min(pool, key=lambda p: sign * (p.low if p.low is not None else p.estimate))
+            r.estimate, r.low, r.high, r.repetitions, r.note = head.estimate, head.low, head.high, \
+                head.repetitions, head.note
+            r.method = f"Hodges-Lehmann ratio per cell; shown: {head.cell}"
+            r.where = head.cell
             bad = [p.cell for p, x in zip(r.parts, verdicts) if x == (REFUTED if tv == REFUTED else INCONCLUSIVE)]
             why = f"{len(verdicts)} cells: " + ", ".join(f"{verdicts.count(x)} {x}" for x in VERDICTS[:3]
                                                          if verdicts.count(x))

@@ -14,6 +14,7 @@ SCRIPTS = pathlib.Path(__file__).resolve().parent.parent
         ("install-deps.sh", "installs only what is missing"),
         ("bench.sh", "BUILD_DIR OUT_DIR SCENARIO"),
         ("bench_mock.sh", "10,000 concurrent keep-alive connections"),
+        ("bench_client.sh", "The client path against wrk"),
     ],
 )
 @pytest.mark.parametrize("flag", ["-h", "--help"])
@@ -32,6 +33,8 @@ def test_help_prints_the_header_and_exits_0(script, words, flag):
         ["bench.sh", "only-one-argument"],
         ["bench.sh", "build", "out", "scenario", "--slow"],
         ["bench_mock.sh", "/nonexistent/orchlab-mock"],
+        ["bench_client.sh"],
+        ["bench_client.sh", "build", "1", "2", "3"],
     ],
 )
 def test_bad_arguments_exit_2_with_usage(argv):
@@ -39,3 +42,11 @@ def test_bad_arguments_exit_2_with_usage(argv):
                          timeout=30)
     assert run.returncode == 2
     assert "usage" in run.stderr.lower()
+
+
+@pytest.mark.parametrize("rounds, seconds", [("many", "4"), ("3", "0"), ("3", "-1")])
+def test_bench_client_refuses_bad_numbers(rounds, seconds):
+    run = subprocess.run([str(SCRIPTS / "bench_client.sh"), "build", rounds, seconds], capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 2
+    assert "must be" in run.stderr
