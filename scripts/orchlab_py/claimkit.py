@@ -588,8 +588,10 @@ def _run_test(test, inputs):
                 why += f"; {tv} in " + "; ".join(bad[:3]) + (" …" if len(bad) > 3 else "")
         else:
             tv = decide(r.low, r.high, test["threshold"], test["direction"])
-            why = f"{_g(r.estimate)} [{_g(r.low)}, {_g(r.high)}]" if r.low is not None else \
-                f"{_g(r.estimate)}, no interval: {r.note or 'too few repetitions'}"
+            unit = test.get("unit")
+            why = (f"{fmt_number(r.estimate, unit)} [{fmt_number(r.low, unit)}, {fmt_number(r.high, unit)}]"
+                   if r.low is not None else
+                   f"{fmt_number(r.estimate, unit)}, no interval: {r.note or 'too few repetitions'}")
         return test, r, tv, why
 
 
