@@ -63,7 +63,8 @@ class Inputs:
     def cells(self, scenario, pattern):
         cells = self.report.select(scenario, pattern) if self.report else []
         if not cells:
-            why = "no report" if self.report is None else f"the report has no feasible `{scenario}` cell of {pattern}"
+            why = "no report" if self.report is None else \
+                f"the report has no feasible `{scenario}` cell of {pattern} (make bench runs every claim experiment)"
             infeasible = self.report.select(scenario, pattern, feasible=False) if self.report else []
             infeasible = [c for c in infeasible if c.infeasible]
             if infeasible:
