@@ -93,7 +93,7 @@ def cancellation_cell(report, p):
     aborts = pooled_total(report, HANG, p, "server_client_aborts")
     if aborts is None:
         # Services without orchlab's /__stats: unknown, which is not "no aborts".
-        return "insufficient data (no client-abort counts from the services)"
+        return "not testable here (no client-abort counts from the services)"
     left = pooled_total(report, HANG, p, "leaked_tasks_at_return") or 0
     lag = cell_max(report, HANG, p, "server_abort_lag_p99_ms")
     cut = aborts + left
@@ -147,13 +147,13 @@ def error_cell(report, p):
     lat = f"p50 {_n(p50)} ms" + (f" vs {_n(waits)} ms for `{WAITS_ALL}`" if waits and p != WAITS_ALL else "")
     detail = f"{lat}; client aborts {_n(aborts)}/orchestration; {share}"
     if aborts is None:
-        return f"insufficient data (no client-abort counts from the services): {lat}"
+        return f"not testable here (no client-abort counts from the services): {lat}"
     if aborts > 0:
         return f"**cancels siblings**: {detail}"
     if p50 is not None and waits and p50 < 0.5 * waits:
         return f"**returns early**: {detail}"
     if p50 is None or not waits:
-        return f"insufficient data (no `{FAIL}` p50 for `{WAITS_ALL}` to compare with): {detail}"
+        return f"not testable here (no `{FAIL}` p50 for `{WAITS_ALL}` to compare with): {detail}"
     return f"**waits for all**: {detail}"
 
 
