@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs the benchmark pipeline into one results folder:
-#   orchlab run (report.json) -> orchlab-micro (micro.json) -> plot.py (plots/)
+#   orchlab run (report.json) -> orchlab-micro (micro.json) -> unbounded.sh
+#   (unbounded.json, claim 10's stress run) -> plot.py (plots/)
 #   -> claims.py (CLAIMS.md) -> report_html.py (index.html), then points
 #   results/latest at the folder.
 # Usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick]   (-h, --help: this text)
@@ -54,6 +55,11 @@ if [ "$status" -eq 0 ]; then
       --benchmark_out_format=json >/dev/null || note "orchlab-micro failed; continuing without micro.json"
   else
     note "skipping microbenchmarks: $MICRO not built"
+  fi
+  # Claim 10's stress run: a thread per call without a limit, in child
+  # processes under resource limits (about 15 s).
+  if [ -x "$ROOT/scripts/unbounded.sh" ]; then
+    "$ROOT/scripts/unbounded.sh" "$BUILD" "$OUT" || note "unbounded.sh failed; claim 10 goes without its stress run"
   fi
   # 3. Figures and 4. the claims table.
   if [ -f "$ROOT/scripts/plot.py" ]; then

@@ -42,6 +42,9 @@ def create_parser():
     p.add_argument("report", metavar="REPORT", help="orchlab report (JSON)")
     p.add_argument("--micro", metavar="MICRO", help="Google Benchmark JSON of orchlab-micro (default: micro.json next to REPORT, if any)")
     p.add_argument("--no-micro", action="store_true", help="ignore a micro.json next to REPORT")
+    p.add_argument("--unbounded", metavar="FILE",
+                   help="unbounded.json of scripts/unbounded.sh, claim 10's stress run "
+                   "(default: unbounded.json next to REPORT, if any)")
     p.add_argument("--source", metavar="DIR", default=None,
                    help="repository root, for the line count of the group exhibit "
                    "(default: the directory above scripts/)")
@@ -216,9 +219,23 @@ def load_claims(path):
         raise ReportError(str(e)) from None
 
 
-def evaluate(claims, report, runs, src):
+def load_stress(path):
+    """{"doc", "dir"} of an unbounded.json; ReportError when it cannot be used."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise ReportError(f"{path}: cannot read: {e.strerror or e}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ReportError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
+        raise ReportError(f"{path}: not an unbounded.json (no \"runs\" list)")
+    return {"doc": doc, "dir": os.path.dirname(os.path.abspath(path))}
+
+
+def evaluate(claims, report, runs, src, stress=None):
     """Every claim, evaluated."""
-    inputs = claimkit.Inputs(report, runs, src)
+    inputs = claimkit.Inputs(report, runs, src, stress)
     return [claimkit.evaluate_claim(c, inputs) for c in claims]
 
 
@@ -317,9 +334,13 @@ def main(argv=None):
         args.micro = micro_beside(args.report)
         if args.micro:
             print(f"{PROG}: using {args.micro} (found next to the report)", file=sys.stderr)
+    if args.unbounded is None:
+        beside = os.path.join(os.path.dirname(os.path.abspath(args.report)), "unbounded.json")
+        args.unbounded = beside if os.path.isfile(beside) else None
     try:
         report = load_report(args.report)
         runs = load_micro(args.micro) if args.micro else None
+        stress = load_stress(args.unbounded) if args.unbounded else None
     except ReportError as e:
         fail(str(e))
     try:
@@ -328,9 +349,9 @@ def main(argv=None):
         fail(str(e))
     src = args.source or ROOT
     table = comparison_table(report, runs)
-    verdicts = evaluate(claims, report, runs, src)
+    verdicts = evaluate(claims, report, runs, src, stress)
     if args.format == "json":
-        doc = {"report": report.path, "micro": args.micro, "claims_file": args.claims,
+        doc = {"report": report.path, "micro": args.micro, "unbounded": args.unbounded, "claims_file": args.claims,
                "table": [dict(zip(["pattern", "cancellation", "leak_risk", "error_propagation", "multicore_safe"],
                                   [r[0].strip("`")] + r[1:])) for r in table],
                "claims": [v.as_dict() for v in verdicts]}

@@ -110,6 +110,10 @@ std::string usage() {
          "                           next to this orchlab, else orchlab-mock on PATH)\n"
          "    -o, --out         <F>  Report file (default:\n"
          "                           results/<UTC stamp>/report.json + results/latest)\n"
+         "        --no-thread-budget Run thread-per-call cells even when they need more\n"
+         "                           threads than a quarter of what the system can\n"
+         "                           create (for runs under limits of your own:\n"
+         "                           scripts/unbounded.sh)\n"
          "    -q, --quiet            No progress on stderr\n"
          "    -h, --help             Print this help\n"
          "    -v, --version          Print the version\n"
@@ -229,6 +233,9 @@ Command parse_command_line(int argc, const char* const* argv) {
     } else if (flag == "-o" || flag == "--out") {
       run.out = take();
       if (run.out.empty()) throw UsageError("--out: needs a file name");
+    } else if (flag == "--no-thread-budget") {
+      if (has_inline) throw UsageError("--no-thread-budget takes no value");
+      run.thread_budget = false;
     } else if (flag == "-q" || flag == "--quiet") {
       if (has_inline) throw UsageError("--quiet takes no value");
       run.quiet = true;

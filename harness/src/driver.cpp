@@ -43,6 +43,9 @@ struct CallerStats {
   std::uint64_t complete = 0, partial = 0, failed = 0, timed_out = 0;
   std::uint64_t calls = 0, ok = 0, http = 0, transport = 0, cancelled = 0, unanswered = 0;
   std::uint64_t starts_late = 0, starts_expired = 0;
+  std::uint64_t threw = 0;         ///< orchestrations whose run() threw (counted in `failed`)
+  std::int64_t first_throw_ns = -1;  ///< since t0; -1: none
+  std::string first_throw;           ///< what the first one said
   std::vector<std::uint64_t> started, finished;
   std::int64_t last_end_ns = 0;
 
@@ -142,12 +145,18 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
   }
   Outcome out;
   bool threw = false;
+  std::string what;
   {
     census::Scope scope;
     try {
       out = load.env->pattern->run(plan, load.env->fetch);
+    } catch (const std::exception& e) {
+      // E.g. std::system_error from a thread that could not be created.
+      threw = true;
+      what = e.what();
     } catch (...) {
       threw = true;
+      what = "an exception that is not a std::exception";
     }
     scope.mark_returned();
   }
@@ -157,6 +166,11 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
   s.calls += plan.calls.size();
   if (threw) {
     ++s.failed;
+    ++s.threw;
+    if (s.first_throw_ns < 0) {
+      s.first_throw_ns = end - load.t0_ns;
+      s.first_throw = std::move(what);
+    }
     s.unanswered += plan.calls.size();
     return;
   }
@@ -312,7 +326,8 @@ std::uint64_t call_key(int repetition, int caller, std::uint64_t seq, int call) 
 }
 
 std::optional<std::string> infeasible_reason(const Cell& cell, std::size_t service_count,
-                                             bool embedded_services, const sys::Limits& limits) {
+                                             bool embedded_services, const sys::Limits& limits,
+                                             bool thread_budget) {
   const auto& sc = *cell.scenario;
   const std::int64_t c = cell.concurrency, f = cell.fanout;
   // Threads: callers plus, per orchestration, one per call and a waiter.
@@ -327,8 +342,7 @@ std::optional<std::string> infeasible_reason(const Cell& cell, std::size_t servi
   threads += 32;  // main, sampler, the embedded fleet, the allocator's helpers
   // A quarter of what is left: the machine is shared, and a thread-per-call
   // exhibit leaks more than this estimate when its calls hang.
-  const std::int64_t thread_budget = limits.threads / 4;
-  if (threads > thread_budget)
+  if (thread_budget && threads > limits.threads / 4)
     return "needs ~" + std::to_string(threads) + " threads (" + std::to_string(c) + " callers x " +
            std::to_string(f) + " calls), over a quarter of the " + std::to_string(limits.threads) +
            " the system can still create (" + limits.threads_bound + ")";
@@ -436,6 +450,7 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
 
   // Sum per-caller counters.
   std::int64_t last_end = load.t0_ns;
+  std::string first_throw;
   for (auto& s : per_caller) {
     m.latency_ns.merge(s.latency_ns);
     m.overshoot_ns.merge(s.overshoot_ns);
@@ -453,9 +468,20 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
     m.call_unanswered += s.unanswered;
     m.starts_late += s.starts_late;
     m.starts_expired += s.starts_expired;
+    m.orchestrations_threw += s.threw;
+    if (s.first_throw_ns >= 0 &&
+        (!m.first_throw_ms || static_cast<double>(s.first_throw_ns) / 1e6 < *m.first_throw_ms)) {
+      m.first_throw_ms = static_cast<double>(s.first_throw_ns) / 1e6;
+      first_throw = s.first_throw;
+    }
     last_end = std::max(last_end, s.last_end_ns);
   }
   m.wall_s = static_cast<double>(last_end - load.t0_ns) / 1e9;
+  if (m.orchestrations_threw > 0)
+    m.notes.push_back(std::to_string(m.orchestrations_threw) + " orchestration(s) of " +
+                      m.scenario + "/" + m.pattern + " threw (counted as failed), the first " +
+                      std::to_string(static_cast<std::int64_t>(*m.first_throw_ms)) +
+                      " ms into the window: " + first_throw);
   if (was_interrupted) {
     // Cut short: the window is what actually ran.
     m.window_s = std::max(

@@ -246,6 +246,9 @@ json benchmark_entry(const Measurement& m) {
   e["call_transport_errors"] = val(m.call_transport_errors);
   e["call_cancelled"] = val(m.call_cancelled);
   e["call_unanswered"] = val(m.call_unanswered);
+  e["orchestrations_threw"] = val(m.orchestrations_threw);
+  // null: none threw (not a time of 0), or the cell did not run.
+  e["first_throw_ms"] = ran && m.first_throw_ms ? json(*m.first_throw_ms) : json(nullptr);
   if (m.open_loop) {
     // The rate the schedule was kept at: starts of the window that a worker
     // began (late or not) rather than letting them expire in the queue.
@@ -403,6 +406,7 @@ json metrics_metadata() {
   x["partial"] = m("orchestrations", "none");
   x["failed"] = m("orchestrations", "lower");
   x["timed_out"] = m("orchestrations", "lower");
+  x["orchestrations_threw"] = m("orchestrations", "lower");
   x["deadline_overshoot_p99_us"] = m("us", "lower");
   x["leaked_tasks_at_return"] = m("tasks", "lower");
   x["leaked_tasks_end"] = m("tasks", "lower");

@@ -57,8 +57,9 @@ class Result:
 class Inputs:
     """What the statistics read: the report, the micro runs, the source tree, the host."""
 
-    def __init__(self, report, runs, source_root):
+    def __init__(self, report, runs, source_root, stress=None):
         self.report, self.runs, self.source_root = report, runs, source_root
+        self.stress = stress  # {"doc": unbounded.json, "dir": its folder} (scripts/unbounded.sh)
 
     def cells(self, scenario, pattern):
         cells = self.report.select(scenario, pattern) if self.report else []
@@ -259,6 +260,52 @@ def stat_event_rate(inputs, spec):
                   [" + ".join(spec["events"]) + " — " + "; ".join(per)])
 
 
+def stress_run(inputs, pattern, concurrency):
+    """(run entry, its report's first iteration entry) of scripts/unbounded.sh; NotTestable
+    when there is no such run, or it died before writing a report (the reason says how)."""
+    if not inputs.stress:
+        raise NotTestable("needs the stress run (unbounded.json of scripts/unbounded.sh, which make bench runs)")
+    runs = [r for r in inputs.stress["doc"].get("runs", [])
+            if r.get("pattern") == pattern and r.get("concurrency") == concurrency]
+    if not runs:
+        raise NotTestable(f"unbounded.json has no run of {pattern} at {concurrency} callers")
+    run = runs[0]
+    if not run.get("report"):
+        raise NotTestable(f"the {pattern} run at {concurrency} callers died before its report: {run.get('died')}")
+    import json as _json
+    with open(os.path.join(inputs.stress["dir"], run["report"]), encoding="utf-8") as f:
+        doc = _json.load(f)
+    reps = [b for b in doc.get("benchmarks", []) if b.get("run_type", "iteration") == "iteration"]
+    if not reps:
+        raise NotTestable(f"the {pattern} run at {concurrency} callers has no measured repetition")
+    return run, reps[0], doc
+
+
+def stat_stress_proportion(inputs, spec):
+    """In the stress run of a pattern at some callers: successes / trials of its report
+    (e.g. orchestrations_threw / iterations), Wilson score; the limits and how the first
+    failure came beside it."""
+    run, rep, doc = stress_run(inputs, spec["pattern"], spec["concurrency"])
+    s, t = rep.get(spec["success"]), rep.get(spec.get("trials", "iterations"))
+    if s is None or not t:
+        raise NotTestable(f"the {spec['pattern']} stress run at {spec['concurrency']} callers ran no orchestration "
+                          "inside its window")
+    ci = stats.wilson_interval(int(min(s, t)), int(t), level=LEVEL)
+    lim = inputs.stress["doc"].get("limits", {})
+    detail = [f"{spec['pattern']}, {spec['concurrency']} callers x 1000 calls under an address space of "
+              f"{lim.get('address_space_mb')} MiB (RLIMIT_AS), {lim.get('nproc')} processes (RLIMIT_NPROC"
+              + (", not binding for root" if lim.get("as_root") else "") + f"), a {lim.get('watchdog_s')} s watchdog: "
+              f"{int(s)} {spec['success']} of {int(t)}; exit {run.get('exit')}, {run.get('wall_s', 0):.1f} s"]
+    first = rep.get("first_throw_ms")
+    if first is not None:
+        why = [n for n in (doc.get("lab") or {}).get("notes", []) if isinstance(n, str) and "threw" in n]
+        detail.append(f"first failure {first:.0f} ms into the window"
+                      + (f": {why[0].rsplit('window: ', 1)[-1]}" if why else ""))
+    detail.append(f"threads peak {rep.get('threads_peak')}, RSS peak {rep.get('rss_peak_kb')} KiB, "
+                  f"complete {rep.get('complete')}, timed out {rep.get('timed_out')}")
+    return Result(ci.estimate, ci.low, ci.high, "proportion, Wilson score", [1], int(t), "", detail)
+
+
 # --- microbenchmarks ----------------------------------------------------------------------
 
 _AGG = re.compile(r"^BM_Aggregate/(?P<s>[^/]+)/work_ns:(?P<w>\d+)/threads:(?P<t>\d+)")
@@ -413,6 +460,7 @@ STATISTICS = {
     "micro_contention": stat_micro_contention,
     "micro_advantage": stat_micro_advantage,
     "source_lines": stat_source_lines,
+    "stress_proportion": stat_stress_proportion,
 }
 
 

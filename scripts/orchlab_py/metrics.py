@@ -50,6 +50,7 @@ DEFAULT_METRICS = {
         _m("late_completions", "calls", "lower", "late completions", GROUP_PATTERNS),
         _m("threads_peak", "threads", "lower", "OS threads peak"),
         _m("live_tasks_peak", "tasks", "none", "calls in flight, peak (census)"),
+        _m("orchestrations_threw", "orchestrations", "lower", "orchestrations that threw"),
         _m("threads_end", "threads", "lower", "OS threads at end"),
         _m("drain_ms", "ms", "lower", "drain time"),
         _m("pool_wait_p99_us", "us", "lower", "pool wait p99"),

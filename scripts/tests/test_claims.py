@@ -57,6 +57,7 @@ class Synth:
     def __init__(self, usable_cpus=8):
         self.cells = {}  # (scenario, pattern) -> [dict per repetition]
         self.micro = {}  # (strategy, work, threads) -> [items/s per repetition]
+        self.stress = []  # (pattern, concurrency, {metric: value}) of scripts/unbounded.sh
         self.usable_cpus = usable_cpus
 
     def rep(self, scenario, pattern, i, **metrics):
@@ -153,6 +154,12 @@ def plant(synth, test, mode):
                 for s in st["others"]:
                     synth.micro[(s, w, tt)] = [100.0 * (1 + 0.001 * i) for i in range(REPS)]
                 synth.micro[(st["strategies"][0], w, tt)] = [100.0 * max(v, 0.01) for v in vals]
+    elif kind == "stress_proportion":
+        share, trials = {"supported": (0.9 if d == "above" else 0.0, 200),
+                         "refuted": (0.0 if d == "above" else 0.9, 1000),
+                         "inconclusive": (0.05, 20)}[mode]
+        synth.stress.append((st["pattern"], st["concurrency"],
+                             {st["success"]: round(share * trials), st.get("trials", "iterations"): trials}))
     elif kind == "source_lines":
         pass  # planted as files by the caller
     else:
@@ -160,10 +167,26 @@ def plant(synth, test, mode):
 
 
 def evaluate(claim, synth, tmp_path, source_root=None):
-    inputs = claimkit.Inputs(_load(synth, tmp_path), claimkit.aggregate_runs(_runs(synth)), None)
-    inputs.runs = _runs(synth)
-    inputs.source_root = source_root or os.path.dirname(SCRIPTS)
+    inputs = claimkit.Inputs(_load(synth, tmp_path), _runs(synth), source_root or os.path.dirname(SCRIPTS),
+                             _stress(synth, tmp_path))
     return claimkit.evaluate_claim(claim, inputs)
+
+
+def _stress(synth, tmp_path):
+    """unbounded.json and its run reports, as scripts/unbounded.sh writes them."""
+    if not synth.stress:
+        return None
+    runs = []
+    (tmp_path / "unbounded").mkdir(exist_ok=True)
+    for pattern, c, metrics in synth.stress:
+        rel = f"unbounded/{pattern}-c{c}.json"
+        entry = {"name": f"claim-fanout-1000/{pattern}/fanout:1000/concurrency:{c}", "run_type": "iteration",
+                 "scenario": "claim-fanout-1000", "pattern": pattern, "fanout": 1000, "concurrency": c,
+                 "first_throw_ms": 400.0 if metrics.get("orchestrations_threw") else None, **metrics}
+        write(tmp_path, rel, {"benchmarks": [entry], "lab": {"notes": []}})
+        runs.append({"pattern": pattern, "concurrency": c, "exit": 0, "wall_s": 2.5, "report": rel, "died": None})
+    doc = {"limits": {"address_space_mb": 4096, "nproc": 4096, "watchdog_s": 60, "as_root": True}, "runs": runs}
+    return {"doc": doc, "dir": str(tmp_path)}
 
 
 def _load(synth, tmp_path):
@@ -219,6 +242,18 @@ def test_every_claim_is_not_testable_without_its_experiment(cid, tmp_path):
     v = evaluate(claim, synth, tmp_path, source_root=str(tmp_path / "empty"))
     assert v.verdict == "not testable here"
     assert v.reason
+
+
+def test_a_stress_run_that_died_is_not_counted_as_a_measurement(tmp_path):
+    claim = next(c for c in CLAIMS if c["id"] == "semaphore")
+    test = next(t for t in claim["tests"] if t["statistic"]["kind"] == "stress_proportion")
+    stress = {"doc": {"limits": {}, "runs": [{"pattern": test["statistic"]["pattern"],
+                                              "concurrency": test["statistic"]["concurrency"], "exit": 134,
+                                              "report": None, "died": "signal SIGABRT"}]},
+              "dir": str(tmp_path)}
+    inputs = claimkit.Inputs(None, None, None, stress)
+    with pytest.raises(claimkit.NotTestable, match="died before its report: signal SIGABRT"):
+        claimkit.stat_stress_proportion(inputs, test["statistic"])
 
 
 def test_precondition_names_the_cores_it_needs(tmp_path):

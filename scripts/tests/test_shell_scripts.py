@@ -15,6 +15,7 @@ SCRIPTS = pathlib.Path(__file__).resolve().parent.parent
         ("bench.sh", "BUILD_DIR OUT_DIR SCENARIO"),
         ("bench_mock.sh", "10,000 concurrent keep-alive connections"),
         ("bench_client.sh", "The client path against wrk"),
+        ("unbounded.sh", "under resource limits and a watchdog"),
     ],
 )
 @pytest.mark.parametrize("flag", ["-h", "--help"])
@@ -35,6 +36,7 @@ def test_help_prints_the_header_and_exits_0(script, words, flag):
         ["bench_mock.sh", "/nonexistent/orchlab-mock"],
         ["bench_client.sh"],
         ["bench_client.sh", "build", "1", "2", "3"],
+        ["unbounded.sh", "build"],
     ],
 )
 def test_bad_arguments_exit_2_with_usage(argv):

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -211,6 +212,7 @@ TEST(CliTest, ParsesRunFlags) {
                         "http://h:1,http://h:2/",
                         "--out",
                         "r.json",
+                        "--no-thread-budget",
                         "--quiet"};
   const auto cmd = parse_command_line(static_cast<int>(std::size(argv)), argv);
   ASSERT_EQ(cmd.kind, Command::Kind::run);
@@ -228,6 +230,8 @@ TEST(CliTest, ParsesRunFlags) {
   EXPECT_EQ(r.services, RunOptions::ServicesMode::remote);
   EXPECT_EQ(r.out, "r.json");
   EXPECT_TRUE(r.quiet);
+  EXPECT_FALSE(r.thread_budget);
+  EXPECT_TRUE(parse_command_line(2, std::array<const char*, 2>{"orchlab", "run"}.data()).run.thread_budget);
 }
 
 TEST(CliTest, RejectsMistakesNamingTheFlag) {
@@ -257,7 +261,8 @@ TEST(CliTest, HelpIsAlignedWithAnExample) {
   const auto u = usage();
   EXPECT_NE(u.find("Example: orchlab run"), std::string::npos);
   for (const char* flag : {"--scenario", "--patterns", "--fanout", "--concurrency", "--duration",
-                           "--repetitions", "--mode", "--rate", "--services", "--out", "--quiet"})
+                           "--repetitions", "--mode", "--rate", "--services", "--out", "--quiet",
+                           "--no-thread-budget"})
     EXPECT_NE(u.find(flag), std::string::npos) << flag;
 }
 
@@ -467,9 +472,12 @@ TEST(DriverTest, ThreadPerCallCellsBeyondTheMachineAreInfeasible) {
   EXPECT_FALSE(infeasible_reason(Cell{&s, "async-group", 1000, 16}, 3, true, limits));
   EXPECT_FALSE(infeasible_reason(Cell{&s, "bounded-group", 1000, 16}, 3, true, limits));
   EXPECT_FALSE(infeasible_reason(Cell{&s, "channel-soup", 3, 16}, 3, true, limits));
+  // --no-thread-budget: the thread estimate is not applied, the fd check is.
+  EXPECT_FALSE(infeasible_reason(huge, 3, true, limits, /*thread_budget=*/false));
   limits.fds = 1000;
   const auto fds = infeasible_reason(Cell{&s, "async-group", 1000, 16}, 3, true, limits);
   ASSERT_TRUE(fds.has_value());
+  EXPECT_TRUE(infeasible_reason(Cell{&s, "async-group", 1000, 16}, 3, true, limits, false));
   EXPECT_NE(fds->find("file descriptors"), std::string::npos);
 }
 

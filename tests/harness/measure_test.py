@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -216,6 +217,36 @@ class CpuTest(unittest.TestCase):
         self.assertGreater(child, 0.1, "the mock ran in a child process that did the serving")
         self.assertLessEqual(measured, own * 1.02, (measured, own))
         self.assertGreaterEqual(measured, own * 0.85, (measured, own))
+
+
+class ResourceLimitTest(unittest.TestCase):
+    def test_threads_that_cannot_be_created_fail_orchestrations_not_the_run(self):
+        # A thread per call, no limit, 16 callers x 1000 calls, in a process whose
+        # address space is 4 GiB (a thread's stack alone is 8 MiB of it): spawns
+        # fail, those orchestrations throw, and the run records how and when.
+        with open(ORCHLAB, "rb") as f:
+            blob = f.read()
+        if b"__asan_init" in blob or b"__tsan_init" in blob:
+            self.skipTest("a sanitizer's shadow memory does not fit in an address-space limit")
+        if not shutil.which("prlimit"):
+            self.skipTest("prlimit (util-linux) not found")
+        with tempfile.TemporaryDirectory() as tmp:
+            services = [dict(HEALTHY[0], name=n, seed=i + 1) for i, n in enumerate(("a", "b", "c"))]
+            sc = scenario(tmp, "wide", services, fanout=[1000], concurrency=[16], deadline_ms=2000,
+                          duration_s=1, max_conns_per_host=256)
+            out = os.path.join(tmp, "r.json")
+            p = subprocess.run(["prlimit", "--as=%d" % (4 << 30), "--", ORCHLAB, "run", "-s", sc,
+                                "--no-thread-budget", "-q", "-o", out],
+                               cwd=tmp, capture_output=True, text=True, timeout=180)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            with open(out) as f:
+                rep = json.load(f)
+        cell = iterations(rep)[0]
+        self.assertGreater(cell["orchestrations_threw"], 0, cell)
+        self.assertLessEqual(cell["orchestrations_threw"], cell["failed"])
+        self.assertIsNotNone(cell["first_throw_ms"])
+        notes = [n for n in rep["lab"]["notes"] if "threw" in n]
+        self.assertTrue(notes and "Resource temporarily unavailable" in notes[0], rep["lab"]["notes"])
 
 
 def main():

@@ -31,6 +31,9 @@ struct RunOptions {
   std::string mock_binary;                ///< --mock-binary; empty: find_mock_binary()'s search
   std::string out;                        ///< empty: results/<UTC stamp>/report.json
   bool quiet = false;
+  /// false (--no-thread-budget): run thread-per-call cells the thread
+  /// estimate would refuse as infeasible.
+  bool thread_budget = true;
   /// Seed of the shuffled cell order inside each repetition; unset: random
   /// (recorded in the report's context either way).
   std::optional<std::uint64_t> shuffle_seed;

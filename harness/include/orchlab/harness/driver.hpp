@@ -56,8 +56,12 @@ Measurement cell_identity(const Cell& cell, int family_index, int per_family_ins
 /// async-group: none) plus callers, against a quarter of what the system
 /// can still create. Fds: pooled connections, twice when the services are
 /// in-process, against half of RLIMIT_NOFILE.
+/// `thread_budget` false skips the thread estimate (orchlab run
+/// --no-thread-budget: to run such a cell under limits of your own, as
+/// scripts/unbounded.sh does); the fd check always applies.
 std::optional<std::string> infeasible_reason(const Cell& cell, std::size_t service_count,
-                                             bool embedded_services, const sys::Limits& limits);
+                                             bool embedded_services, const sys::Limits& limits,
+                                             bool thread_budget = true);
 
 /// True for patterns that bring their own I/O (no thread per call, their own
 /// connection pool): they ignore the Fetch they are given.

@@ -65,6 +65,11 @@ struct Measurement {
   LogHistogram latency_ns;    ///< per orchestration (open loop: from the intended start)
   LogHistogram overshoot_ns;  ///< max(0, latency - deadline), per orchestration
   std::uint64_t complete = 0, partial = 0, failed = 0, timed_out = 0;
+  /// Of `failed`: orchestrations whose run() threw (a thread that could not
+  /// be created, memory that ran out); the first one's time since the window
+  /// began, unset when none threw.
+  std::uint64_t orchestrations_threw = 0;
+  std::optional<double> first_throw_ms;
   std::uint64_t calls = 0, call_ok = 0, call_http_errors = 0, call_transport_errors = 0,
                 call_cancelled = 0, call_unanswered = 0;
   // Open loop only.
