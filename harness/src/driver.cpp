@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <system_error>
 #include <thread>
 
 #include "orchlab/census.hpp"
@@ -422,10 +423,19 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
     std::vector<std::thread> callers;
     callers.reserve(per_caller.size());
     for (int c = 0; c < cell.concurrency; ++c) {
-      if (sc.mode == Mode::open)
-        callers.emplace_back(open_worker, std::cref(load), std::ref(per_caller[c]));
-      else
-        callers.emplace_back(closed_caller, std::cref(load), c, std::ref(per_caller[c]));
+      // Out of threads (a process under resource limits, or one that the
+      // exhibit's leftovers filled): run with the callers that started and
+      // say so; an exception here would destroy joinable threads.
+      try {
+        if (sc.mode == Mode::open)
+          callers.emplace_back(open_worker, std::cref(load), std::ref(per_caller[c]));
+        else
+          callers.emplace_back(closed_caller, std::cref(load), c, std::ref(per_caller[c]));
+      } catch (const std::system_error& e) {
+        m.notes.push_back("only " + std::to_string(c) + " of " + std::to_string(cell.concurrency) +
+                          " callers of " + cell.name() + " could be started: " + e.what());
+        break;
+      }
     }
     const auto t0 = Clock::time_point(std::chrono::nanoseconds(load.t0_ns));
     while (Clock::now() < t0 && !(env.interrupted && env.interrupted->load()))
