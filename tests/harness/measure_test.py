@@ -222,8 +222,10 @@ class CpuTest(unittest.TestCase):
 class ResourceLimitTest(unittest.TestCase):
     def test_threads_that_cannot_be_created_fail_orchestrations_not_the_run(self):
         # A thread per call, no limit, 16 callers x 1000 calls, in a process whose
-        # address space is 4 GiB (a thread's stack alone is 8 MiB of it): spawns
-        # fail, those orchestrations throw, and the run records how and when.
+        # address space is 4 GiB and whose threads each reserve a 64 MiB stack
+        # (glibc's default thread stack is RLIMIT_STACK): about 60 threads fit, so
+        # spawns fail however fast the machine is, those orchestrations throw, and
+        # the run records how and when. No warm-up: every orchestration counts.
         with open(ORCHLAB, "rb") as f:
             blob = f.read()
         if b"__asan_init" in blob or b"__tsan_init" in blob:
@@ -233,9 +235,10 @@ class ResourceLimitTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             services = [dict(HEALTHY[0], name=n, seed=i + 1) for i, n in enumerate(("a", "b", "c"))]
             sc = scenario(tmp, "wide", services, fanout=[1000], concurrency=[16], deadline_ms=2000,
-                          duration_s=1, max_conns_per_host=256)
+                          duration_s=1, warmup_s=0, max_conns_per_host=256)
             out = os.path.join(tmp, "r.json")
-            p = subprocess.run(["prlimit", "--as=%d" % (4 << 30), "--", ORCHLAB, "run", "-s", sc,
+            p = subprocess.run(["prlimit", "--as=%d" % (4 << 30), "--stack=%d" % (64 << 20), "--",
+                                ORCHLAB, "run", "-s", sc,
                                 "--no-thread-budget", "-q", "-o", out],
                                cwd=tmp, capture_output=True, text=True, timeout=180)
             self.assertEqual(p.returncode, 0, p.stderr)
