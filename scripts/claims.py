@@ -18,10 +18,8 @@ from orchlab_py.evidence import cell_max, cell_median, has_cells, orchestrations
 from orchlab_py.report import ReportError, load_micro, load_report, micro_beside  # noqa: E402
 
 PROG = "claims.py"
-HEALTHY, HANG, FAIL, ZERO, WIDE = "healthy", "one-hangs", "fail-fast", "zero-delay", "fanout-1000"
-SOUP, LATCH, MUTEX = "channel-soup", "latch-select", "mutex-aggregation"
-GROUP, BOUNDED, ASYNC = "cancellable-group", "bounded-group", "async-group"
-GROUPS = (GROUP, BOUNDED, ASYNC)
+HANG, FAIL = "one-hangs", "fail-fast"
+GROUP = "cancellable-group"
 WAITS_ALL = GROUP + "+collect-all"  # waits for every call that is not cut off by the deadline
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CLAIMS = os.path.join(ROOT, "scenarios", "claims", "article.claims.json")
@@ -60,10 +58,6 @@ def _n(v, digits=3):
 
 def _us_to_ms(v):
     return None if v is None else v / 1000.0
-
-
-def _zero(v):
-    return v is None or v == 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,30 +198,28 @@ def comparison_table(report, runs):
 # The claims: data evaluated by claimkit
 # ---------------------------------------------------------------------------------------
 
-def load_claims(path):
-    """The claims of a claim file; ReportError when it cannot be used."""
+def _read_json(path):
+    """A JSON file's document; ReportError naming the file when it cannot be read."""
     try:
         with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+            return json.load(f)
     except OSError as e:
         raise ReportError(f"{path}: cannot read: {e.strerror or e}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ReportError(f"{path}: not valid JSON: {e}") from None
+
+
+def load_claims(path):
+    """The claims of a claim file; ReportError when it cannot be used."""
     try:
-        return claimkit.validate(doc, path)
+        return claimkit.validate(_read_json(path), path)
     except claimkit.SpecError as e:
         raise ReportError(str(e)) from None
 
 
 def load_stress(path):
     """{"doc", "dir"} of an unbounded.json; ReportError when it cannot be used."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except OSError as e:
-        raise ReportError(f"{path}: cannot read: {e.strerror or e}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ReportError(f"{path}: not valid JSON: {e}") from None
+    doc = _read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
         raise ReportError(f"{path}: not an unbounded.json (no \"runs\" list)")
     return {"doc": doc, "dir": os.path.dirname(os.path.abspath(path))}

@@ -72,7 +72,8 @@ double rounds_per_ns() {
     for (int i = 0; i < 7; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
       benchmark::DoNotOptimize(spin(kRounds));
-      const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+      const double ns =
+          std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
       best = std::max(best, kRounds / ns);
     }
     return best;
@@ -91,17 +92,19 @@ enum class Strategy { mutex_vector, slots, slots_padded, channel_fan_in, atomic_
 /// Where the results go; one instance per benchmark run.
 struct Sink {
   explicit Sink(std::int64_t n)
-      : slots(static_cast<std::size_t>(n)), padded(static_cast<std::size_t>(n)),
-        ring(static_cast<std::size_t>(n)), channel(static_cast<std::size_t>(n)) {
+      : slots(static_cast<std::size_t>(n)),
+        padded(static_cast<std::size_t>(n)),
+        ring(static_cast<std::size_t>(n)),
+        channel(static_cast<std::size_t>(n)) {
     results.reserve(static_cast<std::size_t>(n));
   }
   std::mutex mutex;
-  std::vector<Result> results;             // mutex-vector: mu.Lock(); append
-  std::vector<Result> slots;               // slots: results[i] = r
-  std::vector<PaddedResult> padded;        // slots, one cache line each
-  std::vector<Result> ring;                // atomic-index: ring[next++] = r
+  std::vector<Result> results;       // mutex-vector: mu.Lock(); append
+  std::vector<Result> slots;         // slots: results[i] = r
+  std::vector<PaddedResult> padded;  // slots, one cache line each
+  std::vector<Result> ring;          // atomic-index: ring[next++] = r
   alignas(kCacheLine) std::atomic<std::uint64_t> next{0};
-  Channel<Result> channel;                 // channel fan-in: ch <- r
+  Channel<Result> channel;  // channel fan-in: ch <- r
 
   void publish(Strategy s, std::int64_t i) {
     const Result r = make_result(static_cast<std::uint64_t>(i));
@@ -216,16 +219,16 @@ void register_aggregate() {
     const char* name;
     Strategy strategy;
   } strategies[] = {
-      {"mutex-vector", Strategy::mutex_vector},     {"slots", Strategy::slots},
-      {"slots-padded", Strategy::slots_padded},     {"channel-fan-in", Strategy::channel_fan_in},
+      {"mutex-vector", Strategy::mutex_vector}, {"slots", Strategy::slots},
+      {"slots-padded", Strategy::slots_padded}, {"channel-fan-in", Strategy::channel_fan_in},
       {"atomic-index", Strategy::atomic_index},
   };
   const int cores = usable_cpus();
   for (const auto& s : strategies)
     for (const std::int64_t w : kWorkNs)
       for (int t = 1; t <= cores; t = t < cores ? std::min(cores, t * 2) : cores + 1) {
-        const std::string name = std::string("BM_Aggregate/") + s.name + "/work_ns:" + std::to_string(w) +
-                                 "/threads:" + std::to_string(t);
+        const std::string name = std::string("BM_Aggregate/") + s.name +
+                                 "/work_ns:" + std::to_string(w) + "/threads:" + std::to_string(t);
         benchmark::RegisterBenchmark(name.c_str(), BM_Aggregate, s.strategy, w, t)->UseRealTime();
       }
 }

@@ -44,7 +44,7 @@ struct CallerStats {
   std::uint64_t complete = 0, partial = 0, failed = 0, timed_out = 0;
   std::uint64_t calls = 0, ok = 0, http = 0, transport = 0, cancelled = 0, unanswered = 0;
   std::uint64_t starts_late = 0, starts_expired = 0;
-  std::uint64_t threw = 0;         ///< orchestrations whose run() threw (counted in `failed`)
+  std::uint64_t threw = 0;           ///< orchestrations whose run() threw (counted in `failed`)
   std::int64_t first_throw_ns = -1;  ///< since t0; -1: none
   std::string first_throw;           ///< what the first one said
   std::vector<std::uint64_t> started, finished;
@@ -286,11 +286,12 @@ class Sampler {
       if (cv_.wait_until(lock, due, [this] { return stopping_; })) return;
       const std::int64_t threads = os_thread_count();
       peak_threads = std::max(peak_threads, threads);
-      peak_live_tasks = std::max(peak_live_tasks, ledger_->totals().live_tasks);
+      const std::int64_t live = ledger_->totals().live_tasks;
+      peak_live_tasks = std::max(peak_live_tasks, live);
       peak_rss_kb = std::max(peak_rss_kb, sys::rss_kb());
       if (now_ns() >= next_bucket) {
         next_bucket += kBucketNs;
-        live_tasks.push_back(ledger_->totals().live_tasks);
+        live_tasks.push_back(live);
         os_threads.push_back(threads);
       }
     }

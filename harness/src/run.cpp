@@ -208,9 +208,8 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
     for (std::size_t i = 0; i < cells.size(); ++i) {
       if (cells[i].scenario != &sc) continue;
       const Cell& cell = cells[i];
-      auto reason =
-          infeasible_reason(cell, services->urls().size(), services->in_process(), sys::limits(),
-                            options.thread_budget);
+      auto reason = infeasible_reason(cell, services->urls().size(), services->in_process(),
+                                      sys::limits(), options.thread_budget);
       if (!reason && !make_pattern(cell.pattern, {}))
         reason = "pattern \"" + cell.pattern + "\" is not built into this binary";
       if (reason) {

@@ -134,8 +134,9 @@ std::string ServiceState::prometheus() const {
               "Actual minus intended latency delay (timer accuracy).");
   x.histogram("abort_lag_seconds", abort_lag_us_,
               "Client aborts at or after the caller's deadline: noticed minus deadline.");
-  x.histogram("abort_lead_seconds", abort_lead_us_,
-              "Client aborts before the caller's deadline (a sibling's error): deadline minus noticed.");
+  x.histogram(
+      "abort_lead_seconds", abort_lead_us_,
+      "Client aborts before the caller's deadline (a sibling's error): deadline minus noticed.");
   return std::move(x).str();
 }
 

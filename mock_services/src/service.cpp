@@ -69,10 +69,11 @@ nlohmann::json MicrosHistogram::to_json_ms() const {
           {"max", static_cast<double>(max_) / 1000.0}};
 }
 
+namespace {
+
 /// Abort lag, signed: `lead` holds how long before the deadline aborts came,
 /// `lag` how long after. Quantiles over both, as if one histogram of signed
 /// values: {"count", "before_deadline", "p50", "p99", "min", "max"} in ms.
-namespace {
 nlohmann::json signed_lag_json_ms(const MicrosHistogram& lead, const MicrosHistogram& lag) {
   const std::uint64_t early = lead.count(), n = early + lag.count();
   // The rank-th smallest signed value: the early ones, most negative first.

@@ -123,8 +123,8 @@ class Group {
   }
 
  private:
-  friend Outcome run_group_impl(Runtime&, std::chrono::nanoseconds, Policy,
-                                void (*)(void*, Group&), void*);
+  friend Outcome run_group_impl(Runtime&, std::chrono::nanoseconds, Policy, void (*)(void*, Group&),
+                                void*);
   Group(std::shared_ptr<detail::GroupState> state, asio::any_io_executor executor)
       : state_(std::move(state)), executor_(std::move(executor)) {}
   detail::Child& add_child();

@@ -15,6 +15,7 @@ precondition fails or its experiment is missing from the inputs, inconclusive ot
 """
 
 import glob
+import json
 import math
 import os
 import re
@@ -79,26 +80,34 @@ class Inputs:
         return v if isinstance(v, int) and v > 0 else None
 
 
-def _reps(inputs, spec, per_orchestration=False):
-    """Per-repetition values of spec["metric"] over the matching cells (each repetition of
-    each cell is one observation); the orchestrations behind them."""
-    scenario, pattern, metric = spec["scenario"], spec["pattern"], spec["metric"]
-    vals, orch = [], 0
-    for cell in inputs.cells(scenario, pattern):
+def _rep_values(inputs, cells, spec):
+    """[(repetition_index, value)] of spec["metric"] over `cells` (divided by the
+    repetition's orchestrations when spec["per"] is "orchestration", times spec["scale"]);
+    the orchestrations behind them. A null value is NotTestable, with the harness's reason."""
+    per_orch = spec.get("per") == "orchestration"
+    out, orch = [], 0
+    for cell in cells:
         for rep in cell.reps:
-            v, n = rep.get(metric), rep.get("iterations")
+            v, n = rep.get(spec["metric"]), rep.get("iterations")
             if v is None or isinstance(v, bool):
-                reason = _null_reason(inputs, metric)
-                raise NotTestable(f"`{scenario}` {pattern}: {metric} is null{reason}")
-            if per_orchestration:
+                raise NotTestable(f"`{spec['scenario']}` {spec['pattern']}: {spec['metric']} is null"
+                                  + _null_reason(inputs, spec["metric"]))
+            if per_orch:
                 if not n:
                     continue
                 v = v / n
-            vals.append(float(v) * spec.get("scale", 1.0))
+            out.append((rep.get("repetition_index", len(out)), float(v) * spec.get("scale", 1.0)))
             orch += n or 0
-    if not vals:
-        raise NotTestable(f"`{scenario}` {pattern}: no repetition ran an orchestration")
-    return vals, orch
+    if not out:
+        raise NotTestable(f"`{spec['scenario']}` {spec['pattern']}: no repetition ran an orchestration")
+    return out, orch
+
+
+def _reps(inputs, spec):
+    """Per-repetition values over every matching cell (each repetition of each cell is one
+    observation); the orchestrations behind them."""
+    vals, orch = _rep_values(inputs, inputs.cells(spec["scenario"], spec["pattern"]), spec)
+    return [v for _i, v in vals], orch
 
 
 def _null_reason(inputs, metric):
@@ -128,14 +137,8 @@ def stat_value(inputs, spec):
 
 def stat_per_orchestration(inputs, spec):
     """A counter per orchestration, mean over repetitions, bootstrap interval."""
-    vals, orch = _reps(inputs, spec, per_orchestration=True)
+    vals, orch = _reps(inputs, {**spec, "per": "orchestration"})
     return _mean_ci(vals, orch, f"{spec['pattern']} {spec['metric']} per orchestration")
-
-
-def _side(inputs, spec):
-    kind = spec.get("per", "repetition")
-    vals, orch = _reps(inputs, spec, per_orchestration=(kind == "orchestration"))
-    return vals, orch
 
 
 def _by_repetition(inputs, spec):
@@ -144,18 +147,8 @@ def _by_repetition(inputs, spec):
     if len(cells) != 1:
         raise NotTestable(f"a paired difference needs one `{spec['scenario']}` cell of {spec['pattern']}, "
                           f"found {len(cells)}")
-    out = {}
-    for rep in cells[0].reps:
-        v, n = rep.get(spec["metric"]), rep.get("iterations")
-        if v is None or isinstance(v, bool):
-            raise NotTestable(f"`{spec['scenario']}` {spec['pattern']}: {spec['metric']} is null"
-                              + _null_reason(inputs, spec["metric"]))
-        if spec.get("per") == "orchestration":
-            if not n:
-                continue
-            v = v / n
-        out[rep.get("repetition_index", len(out))] = float(v) * spec.get("scale", 1.0)
-    return out, sum(r.get("iterations") or 0 for r in cells[0].reps)
+    vals, orch = _rep_values(inputs, cells, spec)
+    return dict(vals), orch
 
 
 def stat_difference(inputs, spec):
@@ -175,8 +168,8 @@ def stat_difference(inputs, spec):
                     f"b = {_label(spec['b'])}: " + ", ".join(_g(b[i]) for i in common),
                     "a - b by repetition: " + ", ".join(_g(d) for d in diffs)]
         return r
-    a, na = _side(inputs, spec["a"])
-    b, nb = _side(inputs, spec["b"])
+    a, na = _reps(inputs, spec["a"])
+    b, nb = _reps(inputs, spec["b"])
     hl = stats.hodges_lehmann(b, a, level=LEVEL)
     return Result(hl.estimate, hl.low, hl.high, "Hodges-Lehmann shift a - b", [len(a), len(b)], na + nb,
                   hl.note, [f"a = {_label(spec['a'])}: " + ", ".join(_g(v) for v in a),
@@ -185,8 +178,8 @@ def stat_difference(inputs, spec):
 
 def stat_ratio(inputs, spec):
     """a / b: Hodges-Lehmann ratio (on logs) with its interval; values must be > 0."""
-    a, na = _side(inputs, spec["a"])
-    b, nb = _side(inputs, spec["b"])
+    a, na = _reps(inputs, spec["a"])
+    b, nb = _reps(inputs, spec["b"])
     floor = spec.get("floor")
     if floor is not None:  # e.g. 1 ms: a ratio of two zeros says nothing
         a, b = [max(v, floor) for v in a], [max(v, floor) for v in b]
@@ -272,9 +265,8 @@ def stress_run(inputs, pattern, concurrency):
     run = runs[0]
     if not run.get("report"):
         raise NotTestable(f"the {pattern} run at {concurrency} callers died before its report: {run.get('died')}")
-    import json as _json
     with open(os.path.join(inputs.stress["dir"], run["report"]), encoding="utf-8") as f:
-        doc = _json.load(f)
+        doc = json.load(f)
     reps = [b for b in doc.get("benchmarks", []) if b.get("run_type", "iteration") == "iteration"]
     if not reps:
         raise NotTestable(f"the {pattern} run at {concurrency} callers has no measured repetition")
@@ -367,7 +359,6 @@ def stat_micro_contention(inputs, spec):
         o = contention_share(agg, spec["strategy"], spec["baseline"], ww, t)
         if o is not None:
             r.detail.append(f"work {ww} ns: {_pct(o.estimate)} [{_pct(o.low)}, {_pct(o.high)}]")
-    r.threads = t
     return r
 
 
@@ -507,7 +498,7 @@ def combine(verdicts, how="all"):
 def rule_text(test):
     """The rule of a test, in words."""
     t, d, u = test["threshold"], test["direction"], test.get("unit", "")
-    ts = f"{_g(t)}{(' ' + u) if u and u != '%' else ''}" if u != "%" else _pct(t)
+    ts = fmt_number(t, u)
     every = "in every cell, " if test["statistic"]["kind"] == "micro_advantage" else ""
     if d == "above":
         return (f"{every}supported when the 95 % interval lies above {ts}, refuted when it lies at or below "

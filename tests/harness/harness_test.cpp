@@ -231,7 +231,8 @@ TEST(CliTest, ParsesRunFlags) {
   EXPECT_EQ(r.out, "r.json");
   EXPECT_TRUE(r.quiet);
   EXPECT_FALSE(r.thread_budget);
-  EXPECT_TRUE(parse_command_line(2, std::array<const char*, 2>{"orchlab", "run"}.data()).run.thread_budget);
+  EXPECT_TRUE(
+      parse_command_line(2, std::array<const char*, 2>{"orchlab", "run"}.data()).run.thread_budget);
 }
 
 TEST(CliTest, RejectsMistakesNamingTheFlag) {
@@ -260,9 +261,9 @@ TEST(CliTest, RejectsMistakesNamingTheFlag) {
 TEST(CliTest, HelpIsAlignedWithAnExample) {
   const auto u = usage();
   EXPECT_NE(u.find("Example: orchlab run"), std::string::npos);
-  for (const char* flag : {"--scenario", "--patterns", "--fanout", "--concurrency", "--duration",
-                           "--repetitions", "--mode", "--rate", "--services", "--out", "--quiet",
-                           "--no-thread-budget"})
+  for (const char* flag :
+       {"--scenario", "--patterns", "--fanout", "--concurrency", "--duration", "--repetitions",
+        "--mode", "--rate", "--services", "--out", "--quiet", "--no-thread-budget"})
     EXPECT_NE(u.find(flag), std::string::npos) << flag;
 }
 

@@ -103,9 +103,8 @@ TEST(MockMetricsTest, CountersGaugesAndHistogramsMatchStats) {
   EXPECT_EQ(value(s, "orchlab_mock_in_flight" + svc), 0);
   EXPECT_GE(value(s, "orchlab_mock_open_connections" + svc), 1);  // the scrape's own
 
-  for (const std::string h :
-       {"orchlab_mock_delay_error_seconds", "orchlab_mock_abort_lag_seconds",
-        "orchlab_mock_abort_lead_seconds"}) {
+  for (const std::string h : {"orchlab_mock_delay_error_seconds", "orchlab_mock_abort_lag_seconds",
+                              "orchlab_mock_abort_lead_seconds"}) {
     EXPECT_EQ(s.types.at(h), "histogram");
     // Buckets in order, le increasing, counts cumulative, +Inf = _count.
     double last_le = -1, last_count = 0;
