@@ -1,7 +1,9 @@
 #include "orchlab/harness/cli.hpp"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <string_view>
 
@@ -78,12 +80,73 @@ std::vector<int> parse_int_list(const std::string& text, const std::string& flag
   return out;
 }
 
+std::pair<int, int> parse_shard(const std::string& text, const std::string& flag) {
+  const auto slash = text.find('/');
+  int index = -1, count = -1;
+  auto number = [](const std::string& t, int& v) {
+    const auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    return !t.empty() && ec == std::errc() && ptr == t.data() + t.size();
+  };
+  if (slash == std::string::npos || !number(text.substr(0, slash), index) ||
+      !number(text.substr(slash + 1), count))
+    throw UsageError(flag + ": not I/N: \"" + text + "\" (try 0/2: the first of two shards)");
+  if (count < 1)
+    throw UsageError(flag + ": \"" + text + "\": the shard count must be at least 1");
+  if (index < 0 || index >= count)
+    throw UsageError(flag + ": \"" + text + "\": the index counts from 0 and must be below " +
+                     std::to_string(count) + " (shards 0/" + std::to_string(count) + " to " +
+                     std::to_string(count - 1) + "/" + std::to_string(count) + ")");
+  return {index, count};
+}
+
+std::int64_t parse_instant(const std::string& text, const std::string& flag) {
+  const std::string hint = " (ISO-8601 UTC like 2026-12-04T13:00:00Z, or epoch seconds)";
+  if (!text.empty() && text.find_first_not_of("0123456789.") == std::string::npos) {
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (end != text.c_str() + text.size() || !std::isfinite(v) || v > 1e11)
+      throw UsageError(flag + ": not an instant: \"" + text + "\"" + hint);
+    return static_cast<std::int64_t>(std::llround(v * 1e9));
+  }
+  // YYYY-MM-DDTHH:MM:SS[.f...](Z|+00:00)
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, used = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) !=
+          6 ||
+      used != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    throw UsageError(flag + ": not an instant: \"" + text + "\"" + hint);
+  std::string rest = text.substr(19);
+  std::int64_t frac_ns = 0;
+  if (!rest.empty() && rest[0] == '.') {
+    std::size_t k = 1;
+    std::int64_t scale = 100'000'000;
+    for (; k < rest.size() && std::isdigit(static_cast<unsigned char>(rest[k])); ++k) {
+      frac_ns += (rest[k] - '0') * scale;
+      scale /= 10;
+    }
+    if (k == 1) throw UsageError(flag + ": not an instant: \"" + text + "\"" + hint);
+    rest = rest.substr(k);
+  }
+  if (rest != "Z" && rest != "+00:00")
+    throw UsageError(flag + ": \"" + text + "\" must be UTC (end it with Z)" + hint);
+  // Days from 1970-01-01 (civil calendar, proleptic Gregorian).
+  const int yy = y - (mo <= 2);
+  const int era = (yy >= 0 ? yy : yy - 399) / 400;
+  const int yoe = yy - era * 400;
+  const int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const std::int64_t days = static_cast<std::int64_t>(era) * 146097 + doe - 719468;
+  return ((days * 24 + h) * 60 + mi) * 60 * 1'000'000'000LL + sec * 1'000'000'000LL + frac_ns;
+}
+
 std::string usage() {
   return "Usage: orchlab <command> [options]\n"
          "  Commands:\n"
          "    run                    Measure every cell (scenario x pattern x fanout x\n"
          "                           concurrency) and write a JSON report\n"
          "    list                   Print the patterns and the scenarios\n"
+         "    merge -o OUT R.json... Merge the reports of the shards of one run into one\n"
+         "                           (-o - writes to stdout); exit 2 when they do not\n"
+         "                           belong together\n"
          "  Options of run:\n"
          "    -s, --scenario    <S>  Scenario NAME (scenarios/NAME.json) or FILE;\n"
          "                           repeatable (default: default)\n"
@@ -109,7 +172,17 @@ std::string usage() {
          "                           $ORCHLAB_MOCK, else ../mock_services/orchlab-mock\n"
          "                           next to this orchlab, else orchlab-mock on PATH)\n"
          "    -o, --out         <F>  Report file (default:\n"
-         "                           results/<UTC stamp>/report.json + results/latest)\n"
+         "                           results/<UTC stamp>/report.json + results/latest;\n"
+         "                           - writes it to stdout)\n"
+         "        --shard     <I/N>  Drive shard I of N (I from 0): callers or open-loop\n"
+         "                           starts I, I+N, ... of every cell, same cells, seeds\n"
+         "                           and call keys as one process; needs --start-at.\n"
+         "                           Default: $JOB_COMPLETION_INDEX/$ORCHLAB_SHARD_COUNT\n"
+         "                           when both are set (a Kubernetes Indexed Job)\n"
+         "        --start-at    <T>  Start instant common to the shards (default:\n"
+         "                           $ORCHLAB_START_AT): ISO-8601 UTC or epoch seconds;\n"
+         "                           every repetition's window starts in a slot counted\n"
+         "                           from it\n"
          "        --no-thread-budget Run thread-per-call cells even when they need more\n"
          "                           threads than a quarter of what the system can\n"
          "                           create (for runs under limits of your own:\n"
@@ -130,7 +203,7 @@ Command parse_command_line(int argc, const char* const* argv) {
   Command cmd;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (int i = 0; i < argc; ++i) cmd.run.command_line += (i ? " " : "") + std::string(argv[i]);
-  if (args.empty()) throw UsageError("missing command (run or list)");
+  if (args.empty()) throw UsageError("missing command (run, list or merge)");
   std::size_t i = 0;
   cmd.kind = Command::Kind::run;
   if (args[0] == "run") {
@@ -139,11 +212,33 @@ Command parse_command_line(int argc, const char* const* argv) {
     if (args.size() > 1) throw UsageError("list takes no arguments, got \"" + args[1] + "\"");
     cmd.kind = Command::Kind::list;
     return cmd;
+  } else if (args[0] == "merge") {
+    cmd.kind = Command::Kind::merge;
+    cmd.merge.command_line = cmd.run.command_line;
+    for (std::size_t k = 1; k < args.size(); ++k) {
+      const auto& a = args[k];
+      if (a == "-h" || a == "--help") {
+        cmd.kind = Command::Kind::help;
+        return cmd;
+      } else if (a == "-o" || a == "--out") {
+        if (k + 1 >= args.size()) throw UsageError(a + ": needs a value");
+        cmd.merge.out = args[++k];
+      } else if (a.rfind("--out=", 0) == 0) {
+        cmd.merge.out = a.substr(6);
+      } else if (a.size() > 1 && a[0] == '-') {
+        throw UsageError("merge: unknown option \"" + a + "\"");
+      } else {
+        cmd.merge.inputs.push_back(a);
+      }
+    }
+    if (cmd.merge.out.empty()) throw UsageError("merge: needs -o OUT (- for stdout)");
+    if (cmd.merge.inputs.empty()) throw UsageError("merge: needs the shards' reports");
+    return cmd;
   } else if (args[0] == "help") {
     cmd.kind = Command::Kind::help;
     return cmd;
   } else if (args[0].rfind("-", 0) != 0) {
-    throw UsageError("unknown command \"" + args[0] + "\" (run or list)");
+    throw UsageError("unknown command \"" + args[0] + "\" (run, list or merge)");
   }
   auto& run = cmd.run;
   for (; i < args.size(); ++i) {
@@ -233,6 +328,13 @@ Command parse_command_line(int argc, const char* const* argv) {
     } else if (flag == "-o" || flag == "--out") {
       run.out = take();
       if (run.out.empty()) throw UsageError("--out: needs a file name");
+    } else if (flag == "--shard") {
+      const auto [index, count] = parse_shard(take(), "--shard");
+      run.sharded = true;
+      run.shard_index = index;
+      run.shard_count = count;
+    } else if (flag == "--start-at") {
+      run.start_at_unix_ns = parse_instant(take(), "--start-at");
     } else if (flag == "--no-thread-budget") {
       if (has_inline) throw UsageError("--no-thread-budget takes no value");
       run.thread_budget = false;
@@ -243,6 +345,27 @@ Command parse_command_line(int argc, const char* const* argv) {
       throw UsageError("unknown option \"" + args[i] + "\"");
     }
   }
+  // A Kubernetes Indexed Job gives each pod JOB_COMPLETION_INDEX; the count
+  // is ours to set. Flags win over the environment.
+  const char* job_index = std::getenv("JOB_COMPLETION_INDEX");
+  const char* job_count = std::getenv("ORCHLAB_SHARD_COUNT");
+  if (!run.sharded && job_index && job_count) {
+    const auto [index, count] =
+        parse_shard(std::string(job_index) + "/" + job_count,
+                    "JOB_COMPLETION_INDEX/ORCHLAB_SHARD_COUNT");
+    run.sharded = true;
+    run.shard_index = index;
+    run.shard_count = count;
+  } else if (!run.sharded && job_count) {
+    throw UsageError("ORCHLAB_SHARD_COUNT is set but JOB_COMPLETION_INDEX is not (give --shard I/N)");
+  }
+  if (!run.start_at_unix_ns) {
+    if (const char* at = std::getenv("ORCHLAB_START_AT"); at && *at)
+      run.start_at_unix_ns = parse_instant(at, "ORCHLAB_START_AT");
+  }
+  if (run.sharded && !run.start_at_unix_ns)
+    throw UsageError("--shard: needs --start-at (or ORCHLAB_START_AT): the shards' windows "
+                     "must begin at one instant");
   return cmd;
 }
 

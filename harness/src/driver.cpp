@@ -63,12 +63,16 @@ struct CallerStats {
 // exponential gaps of the same mean (Poisson arrivals) from a fixed seed.
 class Schedule {
  public:
+  // A shard takes positions shard, shard + shards, ... of the one schedule
+  // every shard computes alike: together they make the unsharded schedule.
   Schedule(std::int64_t begin_ns, std::int64_t end_ns, double rate, bool poisson,
-           std::uint64_t seed)
+           std::uint64_t seed, int shard = 0, int shards = 1)
       : begin_ns_(begin_ns),
         end_ns_(end_ns),
         period_ns_(1e9 / rate),
         poisson_(poisson),
+        shard_(static_cast<std::uint64_t>(shard)),
+        shards_(static_cast<std::uint64_t>(shards)),
         rng_(seed) {}
 
   struct Start {
@@ -77,16 +81,20 @@ class Schedule {
   };
   std::optional<Start> take() {
     std::lock_guard lock(mutex_);
-    const auto at = begin_ns_ + static_cast<std::int64_t>(offset_ns_);
-    if (at >= end_ns_) return std::nullopt;
-    offset_ns_ += poisson_ ? exponential_(rng_) * period_ns_ : period_ns_;
-    return Start{at, next_++};
+    while (true) {
+      const auto at = begin_ns_ + static_cast<std::int64_t>(offset_ns_);
+      if (at >= end_ns_) return std::nullopt;
+      offset_ns_ += poisson_ ? exponential_(rng_) * period_ns_ : period_ns_;
+      const std::uint64_t seq = next_++;
+      if (seq % shards_ == shard_) return Start{at, seq};
+    }
   }
 
  private:
   const std::int64_t begin_ns_, end_ns_;
   const double period_ns_;
   const bool poisson_;
+  const std::uint64_t shard_, shards_;
   std::mutex mutex_;
   double offset_ns_ = 0;
   std::uint64_t next_ = 0;
@@ -317,6 +325,10 @@ bool wait_ledger_idle(const census::Ledger& ledger, std::chrono::milliseconds ti
 
 }  // namespace
 
+int shard_callers(int concurrency, int index, int count) {
+  return index < concurrency ? (concurrency - index + count - 1) / count : 0;
+}
+
 bool uses_own_client(std::string_view pattern) { return pattern.rfind("async-group", 0) == 0; }
 
 std::uint64_t call_key(int repetition, int caller, std::uint64_t seq, int call) {
@@ -378,8 +390,28 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   Measurement m = cell_identity(cell, env.family_index, env.per_family_instance_index);
   m.repetition_index = repetition_index;
 
+  // A sharded repetition starts in its slot: shard 0 resets the services
+  // at the slot's start, and every shard reads them kSlotSettle later, before
+  // any shard's load begins.
+  auto sleep_until = [&](std::int64_t at_ns) {
+    while (now_ns() < at_ns && !(env.interrupted && env.interrupted->load()))
+      std::this_thread::sleep_for(
+          std::chrono::nanoseconds(std::min<std::int64_t>(at_ns - now_ns(), 20'000'000)));
+  };
+  if (env.slot_start_ns) {
+    const std::int64_t late = now_ns() - *env.slot_start_ns;
+    if (late > 0)
+      m.notes.push_back("a repetition of " + cell.name() + " began " +
+                        std::to_string(late / 1'000'000) +
+                        " ms after its slot (the previous one overran it): its window is not "
+                        "aligned with the other shards'");
+    sleep_until(*env.slot_start_ns);
+  }
   // Reset, then snapshot everything the measurement is a delta of.
-  env.services->reset();
+  if (env.reset_services) env.services->reset();
+  if (env.slot_start_ns)
+    sleep_until(*env.slot_start_ns +
+                std::chrono::duration_cast<std::chrono::nanoseconds>(kSlotSettle).count());
   const auto stats_before = env.services->stats();
   if (env.client) env.client->reset_stats();
   env.pattern->reset_pool_stats();
@@ -403,14 +435,25 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   m.warmup_s = warmup_seconds(sc);
   m.window_s = sc.duration_s;
   load.warmup_start_ns = now_ns();
+  if (env.slot_start_ns)  // every shard's load from the same instant
+    load.warmup_start_ns = std::max(
+        load.warmup_start_ns,
+        *env.slot_start_ns +
+            std::chrono::duration_cast<std::chrono::nanoseconds>(kSlotSettle).count());
   load.t0_ns = load.warmup_start_ns + static_cast<std::int64_t>(m.warmup_s * 1e9);
+  m.window_start_unix_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count() +
+      (load.t0_ns - now_ns());
   load.window_end_ns = load.t0_ns + static_cast<std::int64_t>(sc.duration_s * 1e9);
   std::optional<Schedule> schedule;
   if (sc.mode == Mode::open) {
     m.open_loop = true;
-    m.target_rate = sc.rate;
+    m.target_rate = sc.rate / env.shard_count;
     schedule.emplace(load.warmup_start_ns, load.window_end_ns, sc.rate, sc.poisson,
-                     splitmix64(static_cast<std::uint64_t>(repetition_index) + 0x5eed));
+                     splitmix64(static_cast<std::uint64_t>(repetition_index) + 0x5eed),
+                     env.shard_index, env.shard_count);
     load.schedule = &*schedule;
   }
 
@@ -418,26 +461,32 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   // summed. CPU and context switches are taken over the window alone (the
   // warm-up's are not the window's), plus the drain.
   Sampler sampler(load.t0_ns, ledger);
-  std::vector<CallerStats> per_caller(static_cast<std::size_t>(cell.concurrency));
+  // Unsharded: callers 0..C-1. Shard I of N: callers I, I+N, ..., each with
+  // the caller number (and so the call keys) it has in an unsharded run.
+  std::vector<CallerStats> per_caller(
+      static_cast<std::size_t>(shard_callers(cell.concurrency, env.shard_index, env.shard_count)));
   sys::Usage use0{};
   {
     std::vector<std::thread> callers;
     callers.reserve(per_caller.size());
-    for (int c = 0; c < cell.concurrency; ++c) {
+    for (std::size_t k = 0; k < per_caller.size(); ++k) {
+      const int c = env.shard_index + static_cast<int>(k) * env.shard_count;
       // Out of threads (a process under resource limits, or one that the
       // exhibit's leftovers filled): run with the callers that started and
       // say so; an exception here would destroy joinable threads.
       try {
         if (sc.mode == Mode::open)
-          callers.emplace_back(open_worker, std::cref(load), std::ref(per_caller[c]));
+          callers.emplace_back(open_worker, std::cref(load), std::ref(per_caller[k]));
         else
-          callers.emplace_back(closed_caller, std::cref(load), c, std::ref(per_caller[c]));
+          callers.emplace_back(closed_caller, std::cref(load), c, std::ref(per_caller[k]));
       } catch (const std::system_error& e) {
-        m.notes.push_back("only " + std::to_string(c) + " of " + std::to_string(cell.concurrency) +
-                          " callers of " + cell.name() + " could be started: " + e.what());
+        m.notes.push_back("only " + std::to_string(k) + " of " +
+                          std::to_string(per_caller.size()) + " callers of " + cell.name() +
+                          " could be started: " + e.what());
         break;
       }
     }
+    m.callers = static_cast<int>(callers.size());
     const auto t0 = Clock::time_point(std::chrono::nanoseconds(load.t0_ns));
     while (Clock::now() < t0 && !(env.interrupted && env.interrupted->load()))
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -453,8 +502,12 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   // running, so its zombies are measured in full and never reach the
   // services' counters of the next one.
   const auto drain_start = Clock::now();
-  m.drained = wait_ledger_idle(
-      *ledger, was_interrupted ? std::chrono::milliseconds(1000) : env.drain_timeout);
+  auto drain_timeout = was_interrupted ? std::chrono::milliseconds(1000) : env.drain_timeout;
+  if (env.slot_end_ns)  // a shard's next slot does not wait for this drain
+    drain_timeout = std::min(
+        drain_timeout, std::chrono::milliseconds(std::max<std::int64_t>(
+                           0, (*env.slot_end_ns - now_ns()) / 1'000'000 - 100)));
+  m.drained = wait_ledger_idle(*ledger, drain_timeout);
   m.drain_ms = std::chrono::duration<double, std::milli>(Clock::now() - drain_start).count();
   sampler.stop();
   const std::int64_t drain_end = now_ns();

@@ -111,6 +111,78 @@ void write_pretty(std::string& out, const json& v, int indent) {
 
 }  // namespace
 
+json histogram_json(const LogHistogram& h) {
+  json buckets = json::array();
+  for (std::size_t i = 0; i < h.bucket_end(); ++i)
+    if (const auto n = h.bucket_count(i))
+      buckets.push_back(json::array({LogHistogram::bucket_low(i), LogHistogram::bucket_high(i), n}));
+  json out = json::object();
+  out["buckets"] = std::move(buckets);
+  out["count"] = h.count();
+  out["min"] = h.count() ? json(h.min()) : json(nullptr);
+  out["max"] = h.count() ? json(h.max()) : json(nullptr);
+  out["sum"] = h.sum();
+  return out;
+}
+
+std::optional<LogHistogram> histogram_from_json(const nlohmann::json& j, std::string& why) {
+  auto u64 = [](const nlohmann::json& v) { return v.is_number_unsigned(); };
+  if (!j.is_object() || !j.contains("buckets") || !j["buckets"].is_array() ||
+      !j.contains("count") || !u64(j["count"]) || !j.contains("sum") || !u64(j["sum"])) {
+    why = "not a histogram (needs buckets, count and sum)";
+    return std::nullopt;
+  }
+  std::vector<std::pair<std::size_t, std::uint64_t>> counts;
+  std::uint64_t total = 0;
+  for (const auto& b : j["buckets"]) {
+    if (!b.is_array() || b.size() != 3 || !u64(b[0]) || !u64(b[1]) || !u64(b[2])) {
+      why = "a bucket that is not [lower, upper, count]: " + b.dump();
+      return std::nullopt;
+    }
+    const auto lo = b[0].get<std::uint64_t>();
+    const auto index = LogHistogram::bucket_of(lo);
+    if (LogHistogram::bucket_low(index) != lo || LogHistogram::bucket_high(index) != b[1]) {
+      why = "bucket " + b.dump() + " is not one of the lab's histogram buckets";
+      return std::nullopt;
+    }
+    counts.emplace_back(index, b[2].get<std::uint64_t>());
+    total += b[2].get<std::uint64_t>();
+  }
+  if (total != j["count"].get<std::uint64_t>()) {
+    why = "bucket counts add up to " + std::to_string(total) + ", not count " + j["count"].dump();
+    return std::nullopt;
+  }
+  LogHistogram h;
+  if (total == 0) return h;
+  if (!j.contains("min") || !u64(j["min"]) || !j.contains("max") || !u64(j["max"]) ||
+      !h.assign(counts, j["min"].get<std::uint64_t>(), j["max"].get<std::uint64_t>(),
+                j["sum"].get<std::uint64_t>())) {
+    why = "buckets, min and max do not fit together (unsorted, empty or duplicated buckets, or "
+          "min/max outside them)";
+    return std::nullopt;
+  }
+  return h;
+}
+
+std::string iso8601_utc(std::int64_t unix_ns) {
+  const std::time_t t = static_cast<std::time_t>(unix_ns / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[48];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  const auto ms = (unix_ns % 1'000'000'000) / 1'000'000;
+  char frac[8];
+  std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>(ms));
+  return std::string(buf) + (ms ? frac : "") + "Z";
+}
+
+const std::vector<std::string>& process_fields() {
+  static const std::vector<std::string> fields = {
+      "threads_peak",       "live_tasks_peak", "threads_end",     "drain_ms",
+      "rss_peak_kb",        "threads_baseline", "rss_baseline_kb"};
+  return fields;
+}
+
 std::string date_now() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -269,6 +341,21 @@ json benchmark_entry(const Measurement& m) {
       server_val(srv ? m.server->completed_after_deadline : std::nullopt);
   e["server_max_in_flight"] = server_val(srv ? m.server->max_in_flight : std::nullopt);
   e["server_unreachable"] = val(srv ? m.server->unreachable : 0, srv);
+  e["callers"] = val(m.callers);
+  e["window_start_unix_ns"] = val(m.window_start_unix_ns);
+  if (ran && !m.shard_process.empty()) {
+    // Merged shards: a peak, a baseline or a drain belongs to one process;
+    // summed over processes it would describe none of them.
+    for (const auto& f : process_fields()) e[f] = nullptr;
+    e["shards"] = m.shard_process;
+  }
+  if (ran) {
+    json h = json::object();
+    h["latency_ns"] = histogram_json(m.latency_ns);
+    h["overshoot_ns"] = histogram_json(m.overshoot_ns);
+    if (m.pool_measured) h["pool_wait_ns"] = histogram_json(m.pool_wait_ns);
+    e["histograms"] = std::move(h);
+  }
   return e;
 }
 
@@ -330,7 +417,9 @@ std::vector<json> aggregate_entries(const std::vector<const Measurement*>& reps)
     a["time_unit"] = "us";
     a["label"] = first["label"];
     for (const auto& [key, value] : first.items()) {
-      if (a.contains(key) || key == "repetition_index") continue;
+      if (a.contains(key) || key == "repetition_index" || key == "window_start_unix_ns" ||
+          value.is_structured())
+        continue;
       if (value.is_string() || value.is_boolean()) {
         a[key] = value;
       } else if (key == "fanout" || key == "concurrency" || key == "deadline_ms") {
@@ -386,6 +475,14 @@ json context_json(const RunInfo& info) {
   c["command_line"] = info.command_line;
   c["interrupted"] = info.interrupted;
   c["shuffle_seed"] = info.shuffle_seed;
+  if (info.shard) {
+    c["shard"] = {{"index", info.shard->index},
+                  {"count", info.shard->count},
+                  {"start_at", iso8601_utc(info.shard->start_at_unix_ns)},
+                  {"start_at_unix_ns", info.shard->start_at_unix_ns},
+                  {"host", info.shard->host},
+                  {"services", info.shard->services}};
+  }
   return c;
 }
 
@@ -500,6 +597,14 @@ json build_report(const RunInfo& info, const std::vector<Measurement>& measureme
                 {"notes", run_notes(measurements)},
                 {"series", std::move(series)}};
   return doc;
+}
+
+void write_report(std::ostream& out, const json& doc) {
+  std::string text;
+  write_pretty(text, doc, 0);
+  text += "\n";
+  out << text << std::flush;
+  if (!out) throw std::runtime_error("cannot write the report to the output stream");
 }
 
 void write_atomic(const std::filesystem::path& path, const json& doc) {

@@ -83,6 +83,28 @@ double planned_repetition_seconds(const Cell& cell) {
   return warmup_seconds(sc) + sc.duration_s + sc.deadline_ms / 1000.0 + 0.1;
 }
 
+// A sharded run's slot for one repetition: the settle (reset, /__stats
+// read), warm-up, window, two deadlines for the last orchestrations and their
+// leftovers, and a second of drain. Every shard computes the same slots from
+// the common start, so their windows line up without talking to each other.
+double slot_seconds(const Cell& cell) {
+  const auto& sc = *cell.scenario;
+  return std::chrono::duration<double>(kSlotSettle).count() + warmup_seconds(sc) + sc.duration_s +
+         2 * sc.deadline_ms / 1000.0 + 1.0;
+}
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t unix_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string repetition_summary(const Measurement& m) {
   if (m.infeasible) return "infeasible: " + *m.infeasible;
   char buf[64];
@@ -201,14 +223,23 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
       for (auto& m : reps) done.push_back(std::move(m));
   };
   std::size_t step = 0;
+  // Sharded: slot k of the run begins at the common start plus the slots
+  // before it, on this host's steady clock.
+  const std::int64_t start_steady =
+      options.start_at_unix_ns ? steady_ns() + (*options.start_at_unix_ns - unix_ns()) : 0;
+  double slot_offset_s = 0;
   for (const auto& sc : scenarios) {
     // One service set per scenario; reset (POST /__reset) before each repetition.
     auto services = start_services(sc, options);
-    std::vector<std::size_t> runnable;
+    std::vector<std::size_t> runnable, all;
     for (std::size_t i = 0; i < cells.size(); ++i) {
       if (cells[i].scenario != &sc) continue;
+      all.push_back(i);
+      // A shard's part of the cell is what must fit this machine.
+      Cell part = cells[i];
+      part.concurrency = shard_callers(part.concurrency, options.shard_index, options.shard_count);
       const Cell& cell = cells[i];
-      auto reason = infeasible_reason(cell, services->urls().size(), services->in_process(),
+      auto reason = infeasible_reason(part, services->urls().size(), services->in_process(),
                                       sys::limits(), options.thread_budget);
       if (!reason && !make_pattern(cell.pattern, {}))
         reason = "pattern \"" + cell.pattern + "\" is not built into this binary";
@@ -223,12 +254,23 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
       }
     }
     for (int r = 0; r < sc.repetitions; ++r) {
-      for (std::size_t i : repetition_order(runnable, shuffle_seed, sc.name, r)) {
+      // Sharded: the order of every cell, runnable here or not, so that each
+      // slot holds the same cell in every shard (a shard idles through the
+      // slot of a cell it cannot run).
+      const auto order = repetition_order(options.sharded ? all : runnable, shuffle_seed, sc.name, r);
+      for (std::size_t i : order) {
         if (g_interrupted.load()) {
           flush();
           return false;
         }
         const Cell& cell = cells[i];
+        std::optional<std::int64_t> slot_start, slot_end;
+        if (options.start_at_unix_ns) {
+          slot_start = start_steady + static_cast<std::int64_t>(slot_offset_s * 1e9);
+          slot_offset_s += slot_seconds(cell);
+          slot_end = start_steady + static_cast<std::int64_t>(slot_offset_s * 1e9);
+        }
+        if (std::find(runnable.begin(), runnable.end(), i) == runnable.end()) continue;
         progress.begin_cell(step++, cell.name(), planned_repetition_seconds(cell));
         progress.repetition(r, sc.repetitions);
         // A fresh pattern and client per repetition: nothing one repetition
@@ -248,6 +290,14 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         env.interrupted = &g_interrupted;
         env.family_index = family_of[i];
         env.per_family_instance_index = instance_of[i];
+        env.shard_index = options.shard_index;
+        env.shard_count = options.shard_count;
+        env.slot_start_ns = slot_start;
+        env.slot_end_ns = slot_end;
+        // Services every shard calls are reset by shard 0 alone; a shard's
+        // own (embedded) services by the shard.
+        env.reset_services = !options.sharded || options.shard_index == 0 ||
+                             options.services != RunOptions::ServicesMode::remote;
         bool complete = false;
         auto m = run_repetition(env, r, complete);
         if (!complete) {
@@ -306,6 +356,32 @@ int run_command(const RunOptions& options, const char* argv0) {
     }
   }
   const auto cells = expand_cells(scenarios);
+  if (options.sharded) {
+    // Every shard must drive someone in every cell: a cell of C callers
+    // splits into at most C shards.
+    for (const auto& c : cells) {
+      if (c.concurrency < options.shard_count) {
+        std::cerr << "orchlab: --shard " << options.shard_index << "/" << options.shard_count
+                  << ": cell " << c.name() << " has " << c.concurrency << " "
+                  << (c.scenario->mode == Mode::open ? "workers" : "callers")
+                  << ", fewer than the " << options.shard_count
+                  << " shards (each shard drives at least one)\n";
+        return 2;
+      }
+    }
+  }
+  if (options.start_at_unix_ns) {
+    // A start long past means the shards' windows could not line up.
+    const double late_s = static_cast<double>(unix_ns() - *options.start_at_unix_ns) / 1e9;
+    const double window_s = cells.empty() ? 0.0 : cells.front().scenario->duration_s;
+    if (late_s > window_s) {
+      std::cerr << "orchlab: --start-at " << iso8601_utc(*options.start_at_unix_ns) << " was "
+                << late_s << " s ago, more than the first window (" << window_s
+                << " s): pick an instant in the future\n";
+      return 2;
+    }
+  }
+  const bool to_stdout = options.out == "-";
   const bool default_out = options.out.empty();
   const fs::path out =
       default_out ? fs::path("results") / utc_stamp() / "report.json" : fs::path(options.out);
@@ -318,10 +394,35 @@ int run_command(const RunOptions& options, const char* argv0) {
   double planned = 0;
   std::size_t steps = 0;
   for (const auto& c : cells) {
-    planned += c.scenario->repetitions * planned_repetition_seconds(c);
+    planned += c.scenario->repetitions *
+               (options.start_at_unix_ns ? slot_seconds(c) : planned_repetition_seconds(c));
     steps += static_cast<std::size_t>(c.scenario->repetitions);
   }
-  info.shuffle_seed = options.shuffle_seed ? *options.shuffle_seed : std::random_device{}();
+  // Shards shuffle alike: unless --seed says otherwise, the seed is the start
+  // instant, which every shard was given.
+  info.shuffle_seed = options.shuffle_seed ? *options.shuffle_seed
+                      : options.start_at_unix_ns
+                          ? static_cast<std::uint64_t>(*options.start_at_unix_ns / 1'000'000'000)
+                          : std::random_device{}();
+  if (options.sharded) {
+    ShardInfo shard;
+    shard.index = options.shard_index;
+    shard.count = options.shard_count;
+    shard.start_at_unix_ns = *options.start_at_unix_ns;
+    shard.host = sys::host().host_name;
+    shard.services = options.services == RunOptions::ServicesMode::remote ? "shared" : "own";
+    info.shard = shard;
+  }
+  if (options.start_at_unix_ns && !options.quiet) {
+    const double wait_s = static_cast<double>(*options.start_at_unix_ns - unix_ns()) / 1e9;
+    if (wait_s > 0)
+      std::cerr << "orchlab: " << (options.sharded ? "shard " + std::to_string(options.shard_index) +
+                                                        "/" + std::to_string(options.shard_count) +
+                                                        ": "
+                                                  : std::string())
+                << "waiting " << wait_s << " s for the start at "
+                << iso8601_utc(*options.start_at_unix_ns) << std::endl;
+  }
   std::vector<Measurement> done;
   std::vector<std::string> service_errors;
   bool finished = false;
@@ -342,13 +443,17 @@ int run_command(const RunOptions& options, const char* argv0) {
   info.command_line = options.command_line;
   info.interrupted = !finished;
   try {
-    write_atomic(out, build_report(info, done, describe_scenarios(scenarios, options)));
+    const auto doc = build_report(info, done, describe_scenarios(scenarios, options));
+    if (to_stdout)
+      write_report(std::cout, doc);
+    else
+      write_atomic(out, doc);
   } catch (const std::exception& e) {
     std::cerr << "orchlab: " << e.what() << "\n";
     return 1;
   }
   if (default_out) point_latest(out.parent_path());
-  if (!options.quiet)
+  if (!options.quiet && !to_stdout)
     std::cerr << "orchlab: report written to " << out.string() << (finished ? "" : " (interrupted)")
               << "\n";
   if (!finished) return 130;

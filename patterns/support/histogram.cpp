@@ -50,6 +50,32 @@ void LogHistogram::merge(const LogHistogram& other) {
 
 void LogHistogram::clear() { *this = LogHistogram{}; }
 
+bool LogHistogram::assign(const std::vector<std::pair<std::size_t, std::uint64_t>>& counts,
+                          std::uint64_t min, std::uint64_t max, std::uint64_t sum) {
+  clear();
+  if (counts.empty()) return true;
+  // Indices beyond any 64-bit value's bucket are not a histogram of ours.
+  constexpr std::size_t kEnd = kSub + (64 - kSubBits) * kSub;
+  std::size_t prev = 0;
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    const auto [index, n] = counts[i];
+    if (n == 0 || index >= kEnd || (i > 0 && index <= prev) || total + n < total) return false;
+    prev = index;
+    total += n;
+  }
+  if (min > max || bucket_of(min) != counts.front().first ||
+      bucket_of(max) != counts.back().first)
+    return false;
+  buckets_.assign(counts.back().first + 1, 0);
+  for (const auto& [index, n] : counts) buckets_[index] = n;
+  count_ = total;
+  min_ = min;
+  max_ = max;
+  sum_ = sum;
+  return true;
+}
+
 std::uint64_t LogHistogram::quantile(double q) const {
   if (count_ == 0) return 0;
   if (q <= 0.0) return min_;

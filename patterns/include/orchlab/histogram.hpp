@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace orchlab {
@@ -24,6 +25,18 @@ class LogHistogram {
   std::uint64_t min() const { return count_ ? min_ : 0; }
   std::uint64_t max() const { return max_; }
   double mean() const { return count_ ? static_cast<double>(sum_) / count_ : 0.0; }
+  std::uint64_t sum() const { return sum_; }
+  /// Count of bucket `index` (see bucket_of); indices past the last are 0.
+  std::uint64_t bucket_count(std::size_t index) const {
+    return index < buckets_.size() ? buckets_[index] : 0;
+  }
+  std::size_t bucket_end() const { return buckets_.size(); }
+  /// A histogram as a report wrote it: `counts` of bucket indices, and the
+  /// exact min, max and sum (which the buckets alone round). Returns false,
+  /// leaving the histogram empty, when they do not fit together (a count of
+  /// 0, min above max, min or max outside the buckets, indices unsorted).
+  bool assign(const std::vector<std::pair<std::size_t, std::uint64_t>>& counts, std::uint64_t min,
+              std::uint64_t max, std::uint64_t sum);
   /// The value at quantile q in [0, 1] (0 when empty); exact for min and max.
   std::uint64_t quantile(double q) const;
 

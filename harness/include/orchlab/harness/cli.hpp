@@ -38,12 +38,28 @@ struct RunOptions {
   /// (recorded in the report's context either way).
   std::optional<std::uint64_t> shuffle_seed;
   std::string command_line;  ///< argv joined, for the report context
+  /// --shard I/N (else JOB_COMPLETION_INDEX and ORCHLAB_SHARD_COUNT): this
+  /// process drives callers or starts I, I+N, ... of every cell.
+  bool sharded = false;
+  int shard_index = 0;
+  int shard_count = 1;
+  /// --start-at (else ORCHLAB_START_AT): the common start instant, ns since
+  /// the Unix epoch.
+  std::optional<std::int64_t> start_at_unix_ns;
+};
+
+/// Everything `orchlab merge` was asked for.
+struct MergeOptions {
+  std::string out;                  ///< -o; "-" is stdout
+  std::vector<std::string> inputs;  ///< the shards' reports
+  std::string command_line;
 };
 
 struct Command {
-  enum class Kind { run, list, help, version };
+  enum class Kind { run, list, merge, help, version };
   Kind kind = Kind::help;
   RunOptions run;
+  MergeOptions merge;
 };
 
 /// Parses argv. Options without a command mean `run`; "--flag value" and
@@ -60,6 +76,14 @@ double parse_duration(const std::string& text, const std::string& flag);
 
 /// "200/s", "200", "12k/s", "5/ms" -> per second. Throws UsageError naming `flag`.
 double parse_rate(const std::string& text, const std::string& flag);
+
+/// "2/4" -> {2, 4}: shard 2 of 4 (0 <= I < N). Throws UsageError naming `flag`.
+std::pair<int, int> parse_shard(const std::string& text, const std::string& flag);
+
+/// "2026-12-04T13:00:00Z" (also with .fff or +00:00) or epoch seconds
+/// ("1796389200", "1796389200.5") -> ns since the Unix epoch. Throws
+/// UsageError naming `flag`.
+std::int64_t parse_instant(const std::string& text, const std::string& flag);
 
 /// "3,10,30" -> {3, 10, 30}. Throws UsageError naming `flag`.
 std::vector<int> parse_int_list(const std::string& text, const std::string& flag);

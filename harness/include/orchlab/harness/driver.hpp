@@ -39,7 +39,28 @@ struct CellEnv {
   std::chrono::milliseconds drain_timeout{30000};
   int family_index = 0;
   int per_family_instance_index = 0;
+  /// Sharded runs (orchlab run --shard I/N): this process drives callers
+  /// (closed loop) or schedule positions (open loop) I, I+N, ...
+  int shard_index = 0;
+  int shard_count = 1;
+  /// Set: the repetition's slot begins at this steady-clock instant (ns):
+  /// the run sleeps until then, and its load begins kSlotSettle later in
+  /// every shard, after the services were reset and read. The drain ends
+  /// before `slot_end_ns`, when the next slot begins.
+  std::optional<std::int64_t> slot_start_ns;
+  std::optional<std::int64_t> slot_end_ns;
+  /// false: leave the services' counters alone (shards sharing services:
+  /// shard 0 resets them); the measurement is a delta either way.
+  bool reset_services = true;
 };
+
+/// Between a slot's start and its load: the reset and every shard's reading
+/// of /__stats happen in it.
+inline constexpr std::chrono::milliseconds kSlotSettle{250};
+
+/// The callers (closed loop) or workers (open loop) shard `index` of `count`
+/// drives of a cell of `concurrency`: index, index + count, ...
+int shard_callers(int concurrency, int index, int count);
 
 /// Runs repetition `repetition_index`: resets the services, drives the
 /// orchestrations for the scenario's duration (closed or open loop), joins

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -111,6 +112,29 @@ struct Measurement {
 
   std::optional<ServerTotals> server;  ///< empty: the services were not asked (not run)
   Series series;
+
+  /// Callers (closed loop) or workers (open loop) this process ran: the
+  /// concurrency, or a shard's part of it (orchlab run --shard).
+  int callers = 0;
+  /// When the measured window began, in ns since the Unix epoch (this host's
+  /// clock): what `orchlab merge` checks the shards' windows against.
+  std::int64_t window_start_unix_ns = 0;
+  /// A merged cell (orchlab merge): each shard's process metrics (threads,
+  /// memory, drain), which are not summed: the entry's own fields for them
+  /// are null and this list says what every shard measured. Empty otherwise.
+  std::vector<nlohmann::ordered_json> shard_process;
+};
+
+/// The shard a report's process drove (orchlab run --shard I/N).
+struct ShardInfo {
+  int index = 0;
+  int count = 1;
+  std::int64_t start_at_unix_ns = 0;  ///< the common start instant
+  std::string host;
+  /// "shared": every shard called the same services (--services URLs), so
+  /// each one's /__stats deltas saw all shards' calls; "own": each shard
+  /// started services of its own (embedded, inprocess).
+  std::string services = "shared";
 };
 
 /// Fields of the report context that the run knows (the rest comes from the host).
@@ -121,7 +145,21 @@ struct RunInfo {
   bool interrupted = false;
   /// Seed of the per-repetition cell order (context "shuffle_seed").
   std::uint64_t shuffle_seed = 0;
+  std::optional<ShardInfo> shard;  ///< context.shard; empty: not sharded
 };
+
+/// `{"buckets": [[lower, upper, count], ...], "count", "min", "max", "sum"}`:
+/// the non-empty buckets in order, bounds inclusive as LogHistogram defines
+/// them. Merging two = adding the counts of equal buckets.
+nlohmann::ordered_json histogram_json(const LogHistogram& h);
+
+/// The histogram histogram_json wrote; std::nullopt (and `why`) when `j` is
+/// not one (a bucket whose bounds are not the lab's, counts that do not add
+/// up, min or max outside the buckets).
+std::optional<LogHistogram> histogram_from_json(const nlohmann::json& j, std::string& why);
+
+/// ISO-8601 UTC of a Unix time in ns ("2026-12-04T13:00:00.250Z").
+std::string iso8601_utc(std::int64_t unix_ns);
 
 /// One benchmarks[] entry for a repetition.
 nlohmann::ordered_json benchmark_entry(const Measurement& m);
@@ -150,6 +188,13 @@ nlohmann::ordered_json build_report(const RunInfo& info,
 /// so a reader never sees half a report. Creates the folder. Throws
 /// std::runtime_error on failure.
 void write_atomic(const std::filesystem::path& path, const nlohmann::ordered_json& doc);
+
+/// The fields of an entry that describe one process rather than the cell's
+/// orchestrations: kept per shard when shards are merged.
+const std::vector<std::string>& process_fields();
+
+/// Writes `doc` to `out` in the report's layout (what write_atomic writes).
+void write_report(std::ostream& out, const nlohmann::ordered_json& doc);
 
 /// The flat metric fields every benchmarks[] entry carries, in DESIGN.md order.
 const std::vector<std::string>& metric_fields();
