@@ -63,7 +63,7 @@ pytest: deps
 # against the Release programs: the whole-program measurement tests only.
 test-release: deps build/release/CMakeCache.txt
 	$(CMAKE) --build build/release -j $(JOBS) --target orchlab orchlab-mock
-	cd build/release && ctest $(CTEST_ARGS) -R '^harness_measure_'
+	cd build/release && ctest $(CTEST_ARGS) -R '^harness_(measure|shard)_'
 
 test: test-asan test-tsan test-release pytest test-fuzz
 

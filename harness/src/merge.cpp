@@ -258,8 +258,11 @@ Shard read_shard(const std::string& file) {
   const auto& c = d["context"];
   if (!c.contains("shard") || !c["shard"].is_object())
     refuse(file + ": not a shard's report (no context.shard): run it with orchlab run --shard I/N");
-  s.index = c["shard"].value("index", -1);
-  s.count = c["shard"].value("count", 0);
+  if (c["shard"].contains("merged"))
+    refuse(file + ": a merged report already (merge the shards' own reports)");
+  const auto& sh = c["shard"];
+  s.index = sh.contains("index") && sh["index"].is_number_integer() ? sh["index"].get<int>() : -1;
+  s.count = sh.contains("count") && sh["count"].is_number_integer() ? sh["count"].get<int>() : 0;
   if (s.count < 1 || s.index < 0 || s.index >= s.count)
     refuse(file + ": context.shard " + c["shard"].dump() + " is not a shard I/N");
   if (c.value("interrupted", false))
@@ -469,6 +472,10 @@ int merge_command(const MergeOptions& options) {
     doc = merge_reports(options.inputs, options.command_line);
   } catch (const MergeError& e) {
     std::cerr << "orchlab merge: " << e.what() << "\n";
+    return 2;
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong type in a report edited by hand or by another tool.
+    std::cerr << "orchlab merge: a report has a field of the wrong type: " << e.what() << "\n";
     return 2;
   }
   try {
