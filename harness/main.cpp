@@ -24,11 +24,19 @@ int main(int argc, char** argv) {
   }
   int status = 0;
   switch (cmd.kind) {
-    case Command::Kind::help: std::cout << orchlab::harness::usage(); return 0;
-    case Command::Kind::version: std::cout << "orchlab " << ORCHLAB_VERSION << "\n"; return 0;
-    case Command::Kind::list: return orchlab::harness::list_command();
-    case Command::Kind::merge: return orchlab::harness::merge_command(cmd.merge);
-    case Command::Kind::run: status = orchlab::harness::run_command(cmd.run, argv[0]); break;
+    case Command::Kind::help:
+      std::cout << orchlab::harness::usage();
+      return 0;
+    case Command::Kind::version:
+      std::cout << "orchlab " << ORCHLAB_VERSION << "\n";
+      return 0;
+    case Command::Kind::list:
+      return orchlab::harness::list_command();
+    case Command::Kind::merge:
+      return orchlab::harness::merge_command(cmd.merge);
+    case Command::Kind::run:
+      status = orchlab::harness::run_command(cmd.run, argv[0]);
+      break;
   }
   // Tasks a pattern leaked that outlived the bounded drain may still run;
   // leave without static destructors under their feet.

@@ -90,8 +90,7 @@ std::pair<int, int> parse_shard(const std::string& text, const std::string& flag
   if (slash == std::string::npos || !number(text.substr(0, slash), index) ||
       !number(text.substr(slash + 1), count))
     throw UsageError(flag + ": not I/N: \"" + text + "\" (try 0/2: the first of two shards)");
-  if (count < 1)
-    throw UsageError(flag + ": \"" + text + "\": the shard count must be at least 1");
+  if (count < 1) throw UsageError(flag + ": \"" + text + "\": the shard count must be at least 1");
   if (index < 0 || index >= count)
     throw UsageError(flag + ": \"" + text + "\": the index counts from 0 and must be below " +
                      std::to_string(count) + " (shards 0/" + std::to_string(count) + " to " +
@@ -350,22 +349,23 @@ Command parse_command_line(int argc, const char* const* argv) {
   const char* job_index = std::getenv("JOB_COMPLETION_INDEX");
   const char* job_count = std::getenv("ORCHLAB_SHARD_COUNT");
   if (!run.sharded && job_index && job_count) {
-    const auto [index, count] =
-        parse_shard(std::string(job_index) + "/" + job_count,
-                    "JOB_COMPLETION_INDEX/ORCHLAB_SHARD_COUNT");
+    const auto [index, count] = parse_shard(std::string(job_index) + "/" + job_count,
+                                            "JOB_COMPLETION_INDEX/ORCHLAB_SHARD_COUNT");
     run.sharded = true;
     run.shard_index = index;
     run.shard_count = count;
   } else if (!run.sharded && job_count) {
-    throw UsageError("ORCHLAB_SHARD_COUNT is set but JOB_COMPLETION_INDEX is not (give --shard I/N)");
+    throw UsageError(
+        "ORCHLAB_SHARD_COUNT is set but JOB_COMPLETION_INDEX is not (give --shard I/N)");
   }
   if (!run.start_at_unix_ns) {
     if (const char* at = std::getenv("ORCHLAB_START_AT"); at && *at)
       run.start_at_unix_ns = parse_instant(at, "ORCHLAB_START_AT");
   }
   if (run.sharded && !run.start_at_unix_ns)
-    throw UsageError("--shard: needs --start-at (or ORCHLAB_START_AT): the shards' windows "
-                     "must begin at one instant");
+    throw UsageError(
+        "--shard: needs --start-at (or ORCHLAB_START_AT): the shards' windows "
+        "must begin at one instant");
   return cmd;
 }
 

@@ -436,16 +436,15 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   m.window_s = sc.duration_s;
   load.warmup_start_ns = now_ns();
   if (env.slot_start_ns)  // every shard's load from the same instant
-    load.warmup_start_ns = std::max(
-        load.warmup_start_ns,
-        *env.slot_start_ns +
-            std::chrono::duration_cast<std::chrono::nanoseconds>(kSlotSettle).count());
+    load.warmup_start_ns =
+        std::max(load.warmup_start_ns,
+                 *env.slot_start_ns +
+                     std::chrono::duration_cast<std::chrono::nanoseconds>(kSlotSettle).count());
   load.t0_ns = load.warmup_start_ns + static_cast<std::int64_t>(m.warmup_s * 1e9);
-  m.window_start_unix_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count() +
-      (load.t0_ns - now_ns());
+  m.window_start_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count() +
+                           (load.t0_ns - now_ns());
   load.window_end_ns = load.t0_ns + static_cast<std::int64_t>(sc.duration_s * 1e9);
   std::optional<Schedule> schedule;
   if (sc.mode == Mode::open) {
@@ -480,9 +479,8 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
         else
           callers.emplace_back(closed_caller, std::cref(load), c, std::ref(per_caller[k]));
       } catch (const std::system_error& e) {
-        m.notes.push_back("only " + std::to_string(k) + " of " +
-                          std::to_string(per_caller.size()) + " callers of " + cell.name() +
-                          " could be started: " + e.what());
+        m.notes.push_back("only " + std::to_string(k) + " of " + std::to_string(per_caller.size()) +
+                          " callers of " + cell.name() + " could be started: " + e.what());
         break;
       }
     }
@@ -504,9 +502,9 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   const auto drain_start = Clock::now();
   auto drain_timeout = was_interrupted ? std::chrono::milliseconds(1000) : env.drain_timeout;
   if (env.slot_end_ns)  // a shard's next slot does not wait for this drain
-    drain_timeout = std::min(
-        drain_timeout, std::chrono::milliseconds(std::max<std::int64_t>(
-                           0, (*env.slot_end_ns - now_ns()) / 1'000'000 - 100)));
+    drain_timeout =
+        std::min(drain_timeout, std::chrono::milliseconds(std::max<std::int64_t>(
+                                    0, (*env.slot_end_ns - now_ns()) / 1'000'000 - 100)));
   m.drained = wait_ledger_idle(*ledger, drain_timeout);
   m.drain_ms = std::chrono::duration<double, std::milli>(Clock::now() - drain_start).count();
   sampler.stop();

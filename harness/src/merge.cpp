@@ -207,13 +207,15 @@ void add(Measurement& a, const Measurement& b, bool shared) {
     if (shared) {
       t.requests = both(t.requests, u.requests, most);
       t.client_aborts = both(t.client_aborts, u.client_aborts, most);
-      t.completed_after_deadline = both(t.completed_after_deadline, u.completed_after_deadline, most);
+      t.completed_after_deadline =
+          both(t.completed_after_deadline, u.completed_after_deadline, most);
       t.work_past_deadline_ms = both(t.work_past_deadline_ms, u.work_past_deadline_ms, most);
       t.unreachable = std::max(t.unreachable, u.unreachable);
     } else {
       t.requests = both(t.requests, u.requests, sum);
       t.client_aborts = both(t.client_aborts, u.client_aborts, sum);
-      t.completed_after_deadline = both(t.completed_after_deadline, u.completed_after_deadline, sum);
+      t.completed_after_deadline =
+          both(t.completed_after_deadline, u.completed_after_deadline, sum);
       t.work_past_deadline_ms = both(t.work_past_deadline_ms, u.work_past_deadline_ms, sum);
       t.unreachable += u.unreachable;
     }
@@ -333,7 +335,8 @@ json merge_reports(const std::vector<std::string>& files, const std::string& com
   check_together(shards);
   std::sort(shards.begin(), shards.end(),
             [](const Shard& a, const Shard& b) { return a.index < b.index; });
-  const bool shared = shards.front().doc["context"]["shard"].value("services", "shared") == "shared";
+  const bool shared =
+      shards.front().doc["context"]["shard"].value("services", "shared") == "shared";
 
   // Every shard's repetitions, keyed by cell and repetition; shard 0's order.
   using Key = std::pair<std::string, int>;

@@ -115,7 +115,8 @@ json histogram_json(const LogHistogram& h) {
   json buckets = json::array();
   for (std::size_t i = 0; i < h.bucket_end(); ++i)
     if (const auto n = h.bucket_count(i))
-      buckets.push_back(json::array({LogHistogram::bucket_low(i), LogHistogram::bucket_high(i), n}));
+      buckets.push_back(
+          json::array({LogHistogram::bucket_low(i), LogHistogram::bucket_high(i), n}));
   json out = json::object();
   out["buckets"] = std::move(buckets);
   out["count"] = h.count();
@@ -157,8 +158,9 @@ std::optional<LogHistogram> histogram_from_json(const nlohmann::json& j, std::st
   if (!j.contains("min") || !u64(j["min"]) || !j.contains("max") || !u64(j["max"]) ||
       !h.assign(counts, j["min"].get<std::uint64_t>(), j["max"].get<std::uint64_t>(),
                 j["sum"].get<std::uint64_t>())) {
-    why = "buckets, min and max do not fit together (unsorted, empty or duplicated buckets, or "
-          "min/max outside them)";
+    why =
+        "buckets, min and max do not fit together (unsorted, empty or duplicated buckets, or "
+        "min/max outside them)";
     return std::nullopt;
   }
   return h;
@@ -178,8 +180,8 @@ std::string iso8601_utc(std::int64_t unix_ns) {
 
 const std::vector<std::string>& process_fields() {
   static const std::vector<std::string> fields = {
-      "threads_peak",       "live_tasks_peak", "threads_end",     "drain_ms",
-      "rss_peak_kb",        "threads_baseline", "rss_baseline_kb"};
+      "threads_peak", "live_tasks_peak",  "threads_end",    "drain_ms",
+      "rss_peak_kb",  "threads_baseline", "rss_baseline_kb"};
   return fields;
 }
 

@@ -257,7 +257,8 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
       // Sharded: the order of every cell, runnable here or not, so that each
       // slot holds the same cell in every shard (a shard idles through the
       // slot of a cell it cannot run).
-      const auto order = repetition_order(options.sharded ? all : runnable, shuffle_seed, sc.name, r);
+      const auto order =
+          repetition_order(options.sharded ? all : runnable, shuffle_seed, sc.name, r);
       for (std::size_t i : order) {
         if (g_interrupted.load()) {
           flush();
@@ -363,9 +364,8 @@ int run_command(const RunOptions& options, const char* argv0) {
       if (c.concurrency < options.shard_count) {
         std::cerr << "orchlab: --shard " << options.shard_index << "/" << options.shard_count
                   << ": cell " << c.name() << " has " << c.concurrency << " "
-                  << (c.scenario->mode == Mode::open ? "workers" : "callers")
-                  << ", fewer than the " << options.shard_count
-                  << " shards (each shard drives at least one)\n";
+                  << (c.scenario->mode == Mode::open ? "workers" : "callers") << ", fewer than the "
+                  << options.shard_count << " shards (each shard drives at least one)\n";
         return 2;
       }
     }
@@ -416,10 +416,10 @@ int run_command(const RunOptions& options, const char* argv0) {
   if (options.start_at_unix_ns && !options.quiet) {
     const double wait_s = static_cast<double>(*options.start_at_unix_ns - unix_ns()) / 1e9;
     if (wait_s > 0)
-      std::cerr << "orchlab: " << (options.sharded ? "shard " + std::to_string(options.shard_index) +
-                                                        "/" + std::to_string(options.shard_count) +
-                                                        ": "
-                                                  : std::string())
+      std::cerr << "orchlab: "
+                << (options.sharded ? "shard " + std::to_string(options.shard_index) + "/" +
+                                          std::to_string(options.shard_count) + ": "
+                                    : std::string())
                 << "waiting " << wait_s << " s for the start at "
                 << iso8601_utc(*options.start_at_unix_ns) << std::endl;
   }

@@ -64,8 +64,7 @@ bool LogHistogram::assign(const std::vector<std::pair<std::size_t, std::uint64_t
     prev = index;
     total += n;
   }
-  if (min > max || bucket_of(min) != counts.front().first ||
-      bucket_of(max) != counts.back().first)
+  if (min > max || bucket_of(min) != counts.front().first || bucket_of(max) != counts.back().first)
     return false;
   buckets_.assign(counts.back().first + 1, 0);
   for (const auto& [index, n] : counts) buckets_[index] = n;

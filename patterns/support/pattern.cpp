@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -194,8 +195,13 @@ std::pair<std::string_view, std::string> deadline_header(std::string_view host,
   const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::steady_clock::now().time_since_epoch())
                                .count();
-  return {"X-Orchlab-Timeout-Ms",
-          std::to_string(std::max<std::int64_t>(0, deadline_ns - now) / 1'000'000)};
+  // To the microsecond: whole milliseconds would tell the service a deadline
+  // up to 1 ms early, and every abort at the deadline would look early.
+  const std::int64_t us = std::max<std::int64_t>(0, deadline_ns - now) / 1000;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld.%03lld", static_cast<long long>(us / 1000),
+                static_cast<long long>(us % 1000));
+  return {"X-Orchlab-Timeout-Ms", buf};
 }
 
 }  // namespace orchlab

@@ -220,10 +220,12 @@ TEST(DeadlineHeaderTest, AbsoluteOnThisHostRelativeElsewhere) {
   EXPECT_EQ(local.second, std::to_string(now + 250'000'000));
   const auto remote = deadline_header("10.0.0.1", now + 250'000'000);
   EXPECT_EQ(remote.first, "X-Orchlab-Timeout-Ms");
-  const int ms = std::stoi(remote.second);
-  EXPECT_LE(ms, 250);
-  EXPECT_GE(ms, 150);  // generous: the time between the two clock reads
-  EXPECT_EQ(deadline_header("10.0.0.1", now - 1'000'000'000).second, "0");  // past: never negative
+  const double ms = std::stod(remote.second);
+  EXPECT_LE(ms, 250.0);
+  EXPECT_GE(ms, 150.0);  // generous: the time between the two clock reads
+  EXPECT_EQ(remote.second.size() - remote.second.find('.'), 4u) << remote.second;  // to the us
+  EXPECT_EQ(deadline_header("10.0.0.1", now - 1'000'000'000).second,
+            "0.000");  // past: never negative
 }
 
 // The child mock, where the build says where orchlab-mock is.

@@ -196,7 +196,7 @@ class Services(unittest.TestCase):
         for _, headers in calls:
             # Another host's monotonic clock has another origin: only the time left.
             self.assertNotIn("x-orchlab-deadline-ns", headers)
-            ms = int(headers["x-orchlab-timeout-ms"])
+            ms = float(headers["x-orchlab-timeout-ms"])  # to the microsecond
             self.assertGreaterEqual(ms, 0)
             self.assertLessEqual(ms, 100)  # healthy's deadline_ms
         doc = self.report()

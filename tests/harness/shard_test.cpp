@@ -67,7 +67,7 @@ TEST(HistogramJsonTest, RejectsWhatIsNotOneOfOurs) {
     EXPECT_FALSE(histogram_from_json(nlohmann::json::parse(text), why)) << text;
     EXPECT_FALSE(why.empty()) << text;
   };
-  bad(R"({"buckets": [[0, 0, 1]], "count": 2, "min": 0, "max": 0, "sum": 0})");      // counts
+  bad(R"({"buckets": [[0, 0, 1]], "count": 2, "min": 0, "max": 0, "sum": 0})");            // counts
   bad(R"({"buckets": [[130, 140, 1]], "count": 1, "min": 130, "max": 130, "sum": 130})");  // bounds
   bad(R"({"buckets": [[5, 5, 1], [3, 3, 1]], "count": 2, "min": 3, "max": 5, "sum": 8})");  // order
   bad(R"({"buckets": [[5, 5, 1]], "count": 1, "min": 9, "max": 5, "sum": 5})");  // min outside
@@ -311,13 +311,11 @@ TEST(MergeTest, RefusesReportsThatDoNotBelongTogether) {
   expect_refusal({a, a, b}, "are both shard 0/2");
   const auto three = write_shard(d, 1, 3, "shared");
   expect_refusal({a, three}, "not the same run");
-  const auto build = write_shard(d, 1, 2, "shared", [](json& doc) {
-    doc["context"]["git_sha"] = "0000000";
-  });
+  const auto build =
+      write_shard(d, 1, 2, "shared", [](json& doc) { doc["context"]["git_sha"] = "0000000"; });
   expect_refusal({a, build}, "different builds (context.git_sha)");
-  const auto scen = write_shard(d, 1, 2, "shared", [](json& doc) {
-    doc["lab"]["scenarios"]["s"]["deadline_ms"] = 200;
-  });
+  const auto scen = write_shard(
+      d, 1, 2, "shared", [](json& doc) { doc["lab"]["scenarios"]["s"]["deadline_ms"] = 200; });
   expect_refusal({a, scen}, "different scenarios");
   const auto late = write_shard(d, 1, 2, "shared", [](json& doc) {
     for (auto& e : doc["benchmarks"])
@@ -329,13 +327,11 @@ TEST(MergeTest, RefusesReportsThatDoNotBelongTogether) {
     doc["context"]["shard"]["start_at"] = "2026-12-04T13:00:01Z";
   });
   expect_refusal({a, start}, "different start instants");
-  const auto cut = write_shard(d, 1, 2, "shared", [](json& doc) {
-    doc["context"]["interrupted"] = true;
-  });
+  const auto cut =
+      write_shard(d, 1, 2, "shared", [](json& doc) { doc["context"]["interrupted"] = true; });
   expect_refusal({a, cut}, "interrupted");
-  const auto plain = write_shard(d, 1, 2, "shared", [](json& doc) {
-    doc["context"].erase("shard");
-  });
+  const auto plain =
+      write_shard(d, 1, 2, "shared", [](json& doc) { doc["context"].erase("shard"); });
   expect_refusal({a, plain}, "not a shard's report");
   const auto broken = write_shard(d, 1, 2, "shared", [](json& doc) {
     for (auto& e : doc["benchmarks"])

@@ -113,6 +113,44 @@ class BadInputTest(unittest.TestCase):
                 self.assertFalse(os.path.exists(out))
 
 
+class OpenLoopTest(unittest.TestCase):
+    def test_shards_split_the_schedule(self):
+        # Shard I of N takes positions I, I+N, ... of the one schedule: the
+        # shards' target rates and starts add up to the unsharded cell's.
+        with tempfile.TemporaryDirectory() as tmp:
+            sc = scenario(tmp, mode="open", rate=120, concurrency=[4], duration_s=1.5,
+                          deadline_ms=250, warmup_s=0.2)
+            start = str(time.time() + 2)
+            procs, shards = [], []
+            for i in range(2):
+                out = os.path.join(tmp, f"s{i}.json")
+                shards.append(out)
+                procs.append(subprocess.Popen([ORCHLAB, "run", "-s", sc, "--shard", f"{i}/2",
+                                               "--start-at", start, "-o", out, "-q"], cwd=tmp,
+                                              stderr=subprocess.PIPE, text=True))
+            for p in procs:
+                _, err = p.communicate(timeout=120)
+                self.assertEqual(p.returncode, 0, err)
+            merged = os.path.join(tmp, "m.json")
+            p = run(["merge", "-o", merged] + shards, tmp)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            parts = [iterations(load(s))[0] for s in shards]
+            e = iterations(load(merged))[0]
+            single = os.path.join(tmp, "single.json")
+            p = run(["run", "-s", sc, "-o", single, "-q"], tmp)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            one = iterations(load(single))[0]
+        self.assertEqual([x["target_rate"] for x in parts], [60, 60])
+        self.assertEqual([x["callers"] for x in parts], [2, 2])
+        self.assertEqual(e["target_rate"], 120)
+        # 1.5 s at 120/s: ~180 starts in the window (the boundaries are
+        # floating point), half each, and exactly the unsharded run's.
+        self.assertEqual(e["latency_samples"], one["latency_samples"])
+        self.assertLessEqual(abs(e["latency_samples"] - 180), 1)
+        self.assertLessEqual(abs(parts[0]["latency_samples"] - parts[1]["latency_samples"]), 1)
+        self.assertLessEqual(abs(e["achieved_rate"] - 120) / 120, 0.02, e)
+
+
 def sh(*args, check=True):
     return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=30)
 
