@@ -297,14 +297,23 @@ class NamespaceProofTest(unittest.TestCase):
                 self.assertLess(abs(starts[0] - starts[1]), 100e6, key)
                 summary.setdefault(key[0], ([], []))[0].append(e["items_per_second"])
                 summary[key[0]][1].append(single_cells[key]["items_per_second"])
-            for name, (sharded, unsharded) in summary.items():
-                # Within noise: the medians of 3 vs 3 repetitions differ by
-                # less than 15 % (the cells are latency-bound, not CPU-bound).
-                ratio = statistics.median(sharded) / statistics.median(unsharded)
-                print(f"{name}: merged {statistics.median(sharded):.1f}/s vs single "
-                      f"{statistics.median(unsharded):.1f}/s, ratio {ratio:.3f}", file=sys.stderr)
-                self.assertLess(abs(ratio - 1), 0.15, (name, sharded, unsharded))
             self.assertEqual(table(merged), table(single))
+            if one["context"]["sanitizer"]:
+                # A sanitizer build is CPU-bound where Release is latency-bound:
+                # one process and two then differ by the instrumentation.
+                print("throughput not compared: a %s-sanitizer build" % one["context"]["sanitizer"],
+                      file=sys.stderr)
+                return
+            for name, (sharded, unsharded) in summary.items():
+                # Within noise: the medians of 3 vs 3 repetitions differ by less
+                # than 15 % or twice the unsharded repetitions' CV, whichever
+                # is larger (the cells are latency-bound, not CPU-bound).
+                ratio = statistics.median(sharded) / statistics.median(unsharded)
+                cv = statistics.stdev(unsharded) / statistics.mean(unsharded)
+                print(f"{name}: merged {statistics.median(sharded):.1f}/s vs single "
+                      f"{statistics.median(unsharded):.1f}/s, ratio {ratio:.3f}, single CV {cv:.3f}",
+                      file=sys.stderr)
+                self.assertLess(abs(ratio - 1), max(0.15, 2 * cv), (name, sharded, unsharded))
 
 
 def main():
