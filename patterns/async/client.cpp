@@ -9,18 +9,16 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
 #include <cerrno>
 #include <charconv>
 #include <deque>
@@ -113,19 +111,60 @@ long long to_number(std::string_view s, long long fallback) {
   return ec == std::errc() && p == s.data() + s.size() ? v : fallback;
 }
 
+// One pooled connection and the buffers its calls reuse: the request is
+// formatted into `request` and the reply read into `input`, so a call on a
+// warm connection allocates neither.
 struct Conn {
-  explicit Conn(asio::io_context& ioc) : stream(ioc) {}
-  beast::tcp_stream stream;
-  beast::flat_buffer buffer;
+  explicit Conn(asio::io_context& ioc) : socket(ioc) {}
+  tcp::socket socket;
+  std::string request;
+  beast::flat_buffer input;
   bool connected = false;
 };
+
+// The reply as the group needs it: status, body and whether the connection
+// may be kept. Beast's basic_parser does the HTTP/1.1 framing (content
+// length, chunked, keep-alive, limits); the fields are looked at as they go
+// by and never stored, which saves the allocations of a full http::response.
+class ReplyParser final : public http::basic_parser<false> {
+ public:
+  int status = 0;
+  std::string body;
+
+ private:
+  void on_request_impl(http::verb, beast::string_view, beast::string_view, int,
+                       error_code&) override {}
+  void on_response_impl(int code, beast::string_view, int, error_code&) override { status = code; }
+  void on_field_impl(http::field, beast::string_view, beast::string_view, error_code&) override {}
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+    if (length) body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, 1u << 20)));
+  }
+  std::size_t on_body_impl(beast::string_view part, error_code&) override {
+    body.append(part.data(), part.size());
+    return part.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view part, error_code&) override {
+    body.append(part.data(), part.size());
+    return part.size();
+  }
+  void on_finish_impl(error_code&) override {}
+};
+
+// Appends the decimal digits of `v`.
+void append_number(std::string& out, std::uint64_t v) {
+  char digits[24];
+  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v);
+  out.append(digits, end);
+}
 
 // A keep-alive connection left idle may have been closed by the service in
 // the meantime; a non-blocking peek tells without sending anything.
 bool reusable(Conn& c) {
-  if (!c.connected || !c.stream.socket().is_open() || c.buffer.size() != 0) return false;
+  if (!c.connected || !c.socket.is_open() || c.input.size() != 0) return false;
   char b = 0;
-  const ssize_t n = ::recv(c.stream.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  const ssize_t n = ::recv(c.socket.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -293,8 +332,8 @@ struct Client::Impl {
   void discard(Host& h, std::unique_ptr<Conn> c) {
     if (c) {
       error_code ignored;
-      c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-      c->stream.socket().close(ignored);
+      c->socket.shutdown(tcp::socket::shutdown_both, ignored);
+      c->socket.close(ignored);
       c.reset();
     }
     std::shared_ptr<Waiter> w;
@@ -366,48 +405,87 @@ struct Client::Impl {
     }
     if (testing::after_acquire) testing::after_acquire();
     if (!c->connected) {
-      auto [ec, ep] = co_await c->stream.async_connect(h->endpoints, stop.bind(use_tuple));
+      auto [ec, ep] = co_await asio::async_connect(c->socket, h->endpoints, stop.bind(use_tuple));
       if (ec || stop.requested()) co_return fail(*h, std::move(c), ec, stop, "connect");
       c->connected = true;
       connections_opened.fetch_add(1, std::memory_order_relaxed);
       error_code ignored;
-      c->stream.socket().set_option(tcp::no_delay(true), ignored);
+      c->socket.set_option(tcp::no_delay(true), ignored);
+      // For the reads below: a socket with nothing to read says so at once.
+      c->socket.non_blocking(true, ignored);
     }
 
-    http::request<http::empty_body> req{http::verb::get, url.target, 11};
-    req.set(http::field::host, h->authority);
-    if (call.key != 0) req.set("X-Orchlab-Key", std::to_string(call.key));
+    // The request, formatted into the connection's own buffer.
+    std::string& req = c->request;
+    req.clear();
+    req.append("GET ").append(url.target).append(" HTTP/1.1\r\nHost: ").append(h->authority);
+    if (call.key != 0) {
+      req.append("\r\nX-Orchlab-Key: ");
+      append_number(req, call.key);
+    }
     const auto [deadline_name, deadline_value] =
         deadline_header(url.host, call.deadline_ns != 0 ? call.deadline_ns : stop.deadline_ns());
-    req.set(deadline_name, deadline_value);
-    req.keep_alive(true);
-    auto [wec, written] = co_await http::async_write(c->stream, req, stop.bind(use_tuple));
+    req.append("\r\n").append(deadline_name).append(": ").append(deadline_value).append("\r\n\r\n");
+    auto [wec, written] = co_await asio::async_write(c->socket, asio::buffer(req), stop.bind(use_tuple));
     if (wec || stop.requested()) co_return fail(*h, std::move(c), wec, stop, "write");
 
-    http::response_parser<http::string_body> parser;
+    ReplyParser parser;
     parser.body_limit(kMaxBodyBytes);
     parser.header_limit(kMaxHeaderBytes);
-    // Not http::async_read: it loops over inner reads and never looks at a
-    // cancellation recorded between them, so a terminal emit that lands while
-    // a finished inner read's completion waits on the strand reaches no
-    // operation and is lost; the call would then run until the whole body
-    // has arrived. One parse step per co_await, and the stop checked between.
-    while (!parser.is_done()) {
-      auto [rec, read] =
-          co_await http::async_read_some(c->stream, c->buffer, parser, stop.bind(use_tuple));
-      if (rec) co_return fail(*h, std::move(c), rec, stop, "read");
-      // A response that arrived in full is an answer even if the stop fired
-      // just after: keep it, and the healthy connection with it.
-      if (stop.requested() && !parser.is_done())
-        co_return fail(*h, std::move(c), asio::error::operation_aborted, stop, "read");
+    parser.eager(true);
+    // Wait until the socket is readable, then read what is there: a read
+    // started at once would find nothing (the reply is not back yet) and
+    // cost a system call for it. One wait per co_await, bound to the stop,
+    // and the stop checked after each read: a terminal emit that lands
+    // between two waits is not lost (see Stop).
+    while (true) {
+      error_code rec;
+      while (c->input.size() > 0 && !parser.is_done()) {
+        const std::size_t used = parser.put(c->input.data(), rec);
+        c->input.consume(used);
+        if (rec == http::error::need_more) {  // a header not complete yet
+          rec = {};
+          break;
+        }
+        if (rec) co_return fail(*h, std::move(c), rec, stop, "read");
+        if (used == 0) break;
+      }
+      if (parser.is_done()) break;
+      auto [wait_ec] = co_await c->socket.async_wait(tcp::socket::wait_read, stop.bind(use_tuple));
+      if (wait_ec) co_return fail(*h, std::move(c), wait_ec, stop, "read");
+      const std::size_t n = c->socket.read_some(c->input.prepare(16 * 1024), rec);
+      if (rec == asio::error::eof) {
+        // A reply framed by the end of the connection ends here; any other
+        // is cut short.
+        parser.put_eof(rec);
+        if (rec || !parser.is_done())
+          co_return fail(*h, std::move(c), rec ? rec : error_code(asio::error::eof), stop, "read");
+        break;
+      }
+      if (rec && rec != asio::error::would_block && rec != asio::error::try_again)
+        co_return fail(*h, std::move(c), rec, stop, "read");
+      c->input.commit(rec ? 0 : n);
+      // A reply that arrived in full is an answer even if the stop fired
+      // just after: kept, with its healthy connection. One still partial
+      // is abandoned.
+      if (stop.requested()) {
+        std::size_t used = 1;
+        while (c->input.size() > 0 && !parser.is_done() && used > 0 && !rec) {
+          used = parser.put(c->input.data(), rec);
+          c->input.consume(used);
+        }
+        if (!parser.is_done())
+          co_return fail(*h, std::move(c), asio::error::operation_aborted, stop, "read");
+        break;
+      }
     }
-    http::response<http::string_body> res = parser.release();
-    const bool keep = res.keep_alive() && c->buffer.size() == 0;
+    const bool keep = parser.keep_alive() && c->input.size() == 0;
+    const int status = parser.status;
     if (keep)
       release(*h, std::move(c));
     else
       discard(*h, std::move(c));
-    co_return status_reply(res.result_int(), std::move(res.body()));
+    co_return status_reply(status, std::move(parser.body));
   }
 
   asio::awaitable<Reply> inproc_get(const Url& url, Stop stop) {
