@@ -120,7 +120,13 @@ struct Conn {
   std::string request;
   beast::flat_buffer input;
   bool connected = false;
+  std::int64_t idle_since_ns = 0;  ///< when it last went back to the pool
 };
+
+// An idle connection younger than this is taken as it is: a service closes
+// idle keep-alive connections after seconds (orchlab-mock: 60 s), and the
+// check costs a system call per call on a busy pool.
+constexpr std::int64_t kPeekAfterIdleNs = 50'000'000;
 
 // The reply as the group needs it: status, body and whether the connection
 // may be kept. Beast's basic_parser does the HTTP/1.1 framing (content
@@ -160,9 +166,11 @@ void append_number(std::string& out, std::uint64_t v) {
 }
 
 // A keep-alive connection left idle may have been closed by the service in
-// the meantime; a non-blocking peek tells without sending anything.
-bool reusable(Conn& c) {
+// the meantime; a non-blocking peek tells without sending anything. Only
+// asked of a connection idle for more than kPeekAfterIdleNs.
+bool reusable(Conn& c, std::int64_t now) {
   if (!c.connected || !c.socket.is_open() || c.input.size() != 0) return false;
+  if (now - c.idle_since_ns < kPeekAfterIdleNs) return true;
   char b = 0;
   const ssize_t n = ::recv(c.socket.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -258,11 +266,12 @@ struct Client::Impl {
     std::shared_ptr<Waiter> w;
     std::unique_ptr<Conn> at_hand;
     {
+      const std::int64_t now = now_ns();
       std::lock_guard lock(h.mu);
       while (!h.idle.empty() && !at_hand) {
         std::unique_ptr<Conn> c = std::move(h.idle.back());
         h.idle.pop_back();
-        if (reusable(*c)) {
+        if (reusable(*c, now)) {
           connections_reused.fetch_add(1, std::memory_order_relaxed);
           at_hand = std::move(c);
         } else {
@@ -312,6 +321,7 @@ struct Client::Impl {
 
   // Returns a healthy connection: to the first waiter, else to the pool.
   void release(Host& h, std::unique_ptr<Conn> c) {
+    c->idle_since_ns = now_ns();
     std::shared_ptr<Waiter> w;
     {
       std::lock_guard lock(h.mu);

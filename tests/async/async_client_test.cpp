@@ -80,6 +80,34 @@ TEST(AsyncClientTest, CancelWhileAReadCompletionWaitsOnTheStrandIsNotLost) {
   EXPECT_EQ(aborts, 1);
 }
 
+// A pooled connection the service closed while it sat idle (its keep-alive
+// timeout) is found out before a request is written on it: the call opens a
+// new one and answers, and the dead one is counted, not used. A connection
+// back in the pool a moment ago is reused without that check.
+TEST(AsyncClientTest, AConnectionTheServiceClosedWhileIdleIsNotUsed) {
+  auto fleet = mock::MockFleet::from_json(
+      nlohmann::json::parse(R"({"services": [
+      {"name": "a", "port": 0, "body_bytes": 64, "latency": {"dist": "fixed", "ms": 0}}]})"),
+      mock::ServerOptions{.threads = 1, .idle_timeout = std::chrono::milliseconds(100)});
+  Runtime runtime(1);
+  Client client(runtime.context(), {.max_conns_per_host = 1});
+  const Call call{fleet->url("a") + "/x"};
+  auto one = [&] {
+    census::Scope scope;
+    return run_group(runtime, 2000ms, Policy::fail_fast,
+                     [&](Group& g) { g.go([&](Stop stop) { return client.get(call, stop); }); });
+  };
+  ASSERT_EQ(one().verdict, Verdict::complete);
+  ASSERT_EQ(one().verdict, Verdict::complete);  // at once: the same connection
+  EXPECT_EQ(client.stats().connections_opened, 1u);
+  EXPECT_EQ(client.stats().connections_reused, 1u);
+  std::this_thread::sleep_for(400ms);  // the service closes it after 100 ms idle
+  const Outcome after = one();
+  EXPECT_EQ(after.verdict, Verdict::complete) << after.error;
+  EXPECT_EQ(client.stats().stale_discarded, 1u);
+  EXPECT_EQ(client.stats().connections_opened, 2u);
+}
+
 // Anything a setup function throws, std::exception or not, reaches the
 // caller; the calls it had started are cancelled and ended first.
 TEST(AsyncGroupExceptionTest, ANonStdExceptionFromSetupIsRethrownToTheCaller) {
