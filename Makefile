@@ -7,6 +7,7 @@
 #   make bench-quick  the same pipeline on a tiny sweep (under a minute)
 #   make bench-mock   orchlab-mock vs nginx under wrk (scripts/bench_mock.sh)
 #   make bench-client async-group CPU per call vs wrk per request (CLIENT_ROUNDS=3 CLIENT_S=4)
+#   make callgrind-client  async-group's instructions per call, counted by callgrind
 #   make mock CONFIG=mock.json          run orchlab-mock in the foreground
 #   make compare OLD=a.json NEW=b.json  compare two reports (HTML=out.html: also a page)
 #   make plot REPORT=report.json        figures next to the report (plots/)
@@ -23,7 +24,7 @@ CMAKE   ?= cmake
 CTEST_ARGS ?= --output-on-failure --timeout 300 -j3
 SAN_FLAGS  := -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O0 -g"
 
-.PHONY: all deps release asan tsan test test-asan test-tsan test-release pytest bench bench-build bench-quick bench-client \
+.PHONY: all deps release asan tsan test test-asan test-tsan test-release pytest bench bench-build bench-quick bench-client callgrind-client \
         bench-mock mock compare plot claims html clean fuzz fuzz-build fuzz-smoke test-fuzz
 
 all: release
@@ -109,6 +110,9 @@ bench-mock: bench-build
 
 bench-client: bench-build
 	scripts/bench_client.sh build/release $(CLIENT_ROUNDS) $(CLIENT_S)
+
+callgrind-client: bench-build
+	scripts/callgrind_client.sh build/release
 
 mock: bench-build
 	@test -n "$(CONFIG)" || { echo "usage: make mock CONFIG=file.json" >&2; exit 2; }

@@ -21,7 +21,7 @@ PACKAGES="
   libbenchmark-dev libbenchmark-tools
   libgtest-dev
   python3 python3-matplotlib python3-numpy python3-pytest
-  wrk nginx-light curl procps
+  wrk nginx-light curl procps valgrind
   clang libclang-rt-14-dev
   chromium
   prometheus
@@ -31,6 +31,8 @@ PACKAGES="
 # make fuzz, and the fuzz smoke of make test.
 # chromium (headless) is the browser scripts/tests/test_report_html.py checks
 # index.html in, through its DevTools protocol; the test skips without it.
+# valgrind counts instructions per call of the client path
+# (scripts/callgrind_client.sh, make callgrind-client).
 # prometheus brings promtool, which tests/mock/metrics_test.cpp runs on the
 # mock's GET /__metrics (`promtool check metrics`); only the tool is used, the
 # server is never started by the lab.

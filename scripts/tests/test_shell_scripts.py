@@ -15,6 +15,7 @@ SCRIPTS = pathlib.Path(__file__).resolve().parent.parent
         ("bench.sh", "BUILD_DIR OUT_DIR SCENARIO"),
         ("bench_mock.sh", "10,000 concurrent keep-alive connections"),
         ("bench_client.sh", "The client path against wrk"),
+        ("callgrind_client.sh", "Instructions per downstream call"),
         ("unbounded.sh", "under resource limits and a watchdog"),
     ],
 )
@@ -36,6 +37,8 @@ def test_help_prints_the_header_and_exits_0(script, words, flag):
         ["bench_mock.sh", "/nonexistent/orchlab-mock"],
         ["bench_client.sh"],
         ["bench_client.sh", "build", "1", "2", "3"],
+        ["callgrind_client.sh"],
+        ["callgrind_client.sh", "build", "5", "extra"],
         ["unbounded.sh", "build"],
     ],
 )
@@ -49,6 +52,13 @@ def test_bad_arguments_exit_2_with_usage(argv):
 @pytest.mark.parametrize("rounds, seconds", [("many", "4"), ("3", "0"), ("3", "-1")])
 def test_bench_client_refuses_bad_numbers(rounds, seconds):
     run = subprocess.run([str(SCRIPTS / "bench_client.sh"), "build", rounds, seconds], capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 2
+    assert "must be" in run.stderr
+
+
+def test_callgrind_client_refuses_a_bad_top():
+    run = subprocess.run([str(SCRIPTS / "callgrind_client.sh"), "build", "many"], capture_output=True,
                          text=True, timeout=30)
     assert run.returncode == 2
     assert "must be" in run.stderr
