@@ -279,10 +279,12 @@ TEST(MergeTest, SumsCountsMergesHistogramsAndKeepsProcessesApart) {
   EXPECT_EQ(doc["context"]["shard"]["count"], 2);
   EXPECT_EQ(doc["context"]["shard"]["merged"].size(), 2u);
   // The _mean aggregate's percentiles come from all four histograms.
-  for (const auto& x : doc["benchmarks"])
-    if (x["run_type"] == "aggregate" && x["aggregate_name"] == "mean")
+  for (const auto& x : doc["benchmarks"]) {
+    if (x["run_type"] == "aggregate" && x["aggregate_name"] == "mean") {
       EXPECT_EQ(x["latency_samples"], entry(doc, 0)["latency_samples"].get<std::uint64_t>() +
                                           e["latency_samples"].get<std::uint64_t>());
+    }
+  }
   // The time series add up bucket by bucket.
   const auto& ser = doc["lab"]["series"]["s/p/fanout:3/concurrency:4"];
   EXPECT_EQ(ser["started"], json::array({20, 40}));
