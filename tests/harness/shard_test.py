@@ -151,6 +151,46 @@ class OpenLoopTest(unittest.TestCase):
         self.assertLessEqual(abs(e["achieved_rate"] - 120) / 120, 0.02, e)
 
 
+class MergedReportTest(unittest.TestCase):
+    def test_the_analysis_reads_a_merged_report(self):
+        # compare.py, claims.py, plot.py and report_html.py take a merged
+        # report like any other (Release tree only: the scripts do not
+        # depend on the build).
+        scripts = os.path.join(HERE, "..", "..", "scripts")
+        py = "/usr/bin/python3"
+        with tempfile.TemporaryDirectory() as tmp:
+            sc = scenario(tmp, patterns=["cancellable-group", "channel-soup"], repetitions=2)
+            start = str(time.time() + 2)
+            procs, shards = [], []
+            for i in range(2):
+                out = os.path.join(tmp, f"s{i}.json")
+                shards.append(out)
+                procs.append(subprocess.Popen([ORCHLAB, "run", "-s", sc, "--shard", f"{i}/2",
+                                               "--start-at", start, "-o", out, "-q"], cwd=tmp,
+                                              stderr=subprocess.PIPE, text=True))
+            for p in procs:
+                _, err = p.communicate(timeout=120)
+                self.assertEqual(p.returncode, 0, err)
+            merged = os.path.join(tmp, "merged.json")
+            p = run(["merge", "-o", merged] + shards, tmp)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            steps = [
+                ([py, os.path.join(scripts, "claims.py"), merged], {0}),
+                # 2 vs 2 repetitions: no test can reach significance (exit 3).
+                ([py, os.path.join(scripts, "compare.py"), merged, merged], {0, 3}),
+                ([py, os.path.join(scripts, "plot.py"), merged, "--no-claims", "--sizes", "single",
+                  "-o", os.path.join(tmp, "plots")], {0}),
+                ([py, os.path.join(scripts, "report_html.py"), merged, "-o",
+                  os.path.join(tmp, "index.html")], {0}),
+            ]
+            for argv, ok in steps:
+                p = subprocess.run(argv, cwd=tmp, capture_output=True, text=True, timeout=180)
+                self.assertIn(p.returncode, ok, (argv[1], p.stderr[-2000:]))
+            self.assertTrue(os.listdir(os.path.join(tmp, "plots")))
+            with open(os.path.join(tmp, "index.html")) as f:
+                self.assertIn("cancellable-group", f.read())
+
+
 def sh(*args, check=True):
     return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=30)
 
