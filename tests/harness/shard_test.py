@@ -332,6 +332,11 @@ class NamespaceProofTest(unittest.TestCase):
                 for field in ("latency_samples", "iterations", "calls", "completed_in_window"):
                     self.assertEqual(e[field], sum(p[key][field] for p in parts), (key, field))
                 self.assertEqual(e["histograms"]["latency_ns"]["count"], e["latency_samples"])
+                print(f"{key[0]} rep {key[1]}: samples {' + '.join(str(p[key]['latency_samples']) for p in parts)}"
+                      f" = {e['latency_samples']} (unsharded {single_cells[key]['latency_samples']}); "
+                      f"p99 {e['p99_us']} us (unsharded {single_cells[key]['p99_us']}); windows "
+                      f"{abs(parts[0][key]['window_start_unix_ns'] - parts[1][key]['window_start_unix_ns']) / 1e6:.2f} ms apart",
+                      file=sys.stderr)
                 self.assertEqual(e["callers"], 8)
                 starts = [p[key]["window_start_unix_ns"] for p in parts]
                 self.assertLess(abs(starts[0] - starts[1]), 100e6, key)
