@@ -69,7 +69,10 @@ struct GroupState {
   std::string error;
   std::exception_ptr exception;  // the first one thrown by setup or a call
   Outcome outcome;
-  std::atomic<bool> done{false};
+  // An int, not a bool: libstdc++ waits on an int's own address, while a
+  // bool waits through a futex shared by a hashed bucket of waiters, every
+  // one of which a notify wakes (64 callers share 16 buckets).
+  std::atomic<int> done{0};
 };
 
 }  // namespace detail
@@ -118,7 +121,7 @@ void maybe_complete(GroupState& s) noexcept {
   } catch (...) {
     if (!s.exception) s.exception = std::current_exception();
   }
-  s.done.store(true, std::memory_order_release);
+  s.done.store(1, std::memory_order_release);
   s.done.notify_one();
 }
 
@@ -201,7 +204,7 @@ Outcome run_group_impl(Runtime& runtime, std::chrono::nanoseconds deadline, Poli
     s.setting_up = false;
     maybe_complete(s);
   });
-  state->done.wait(false, std::memory_order_acquire);
+  state->done.wait(0, std::memory_order_acquire);
   if (state->exception) std::rethrow_exception(state->exception);
   return std::move(state->outcome);
 }
