@@ -29,32 +29,9 @@ done
 command -v wrk >/dev/null 2>&1 || { echo "bench_client: wrk not found (scripts/install-deps.sh installs it)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench_client: /usr/bin/time not found (Debian package time)" >&2; exit 1; }
 
-tmp=$(mktemp -d)
-mock_pid=""
-cleanup() {
-  [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null && wait "$mock_pid" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-cat > "$tmp/mock.json" <<'EOF'
-{"bind": "127.0.0.1", "services": [
-  {"name": "users", "port": 0, "seed": 1, "body_bytes": 64, "latency": {"dist": "fixed", "ms": 0}},
-  {"name": "orders", "port": 0, "seed": 2, "body_bytes": 64, "latency": {"dist": "fixed", "ms": 0}},
-  {"name": "inventory", "port": 0, "seed": 3, "body_bytes": 64, "latency": {"dist": "fixed", "ms": 0}}]}
-EOF
-mkfifo "$tmp/ready"
-"$MOCK" --config "$tmp/mock.json" --threads 1 > "$tmp/ready" &
-mock_pid=$!
-# The mock prints one JSON line per service, then {"ready":true}.
-urls=""
-while IFS= read -r line; do
-  case $line in
-    *'"ready":true'*) break ;;
-    *'"url"'*) url=$(printf '%s\n' "$line" | sed 's/.*"url":"\([^"]*\)".*/\1/'); urls="$urls${urls:+,}$url" ;;
-  esac
-done < "$tmp/ready"
-[ -n "$urls" ] || { echo "bench_client: orchlab-mock did not start" >&2; exit 1; }
+PROG=bench_client
+. "$(dirname "$0")/client_mock.sh"
+start_client_mock
 first=${urls%%,*}
 echo "bench_client: orchlab-mock (pid $mock_pid) at $urls; $ROUNDS rounds of ${SECONDS_}s" >&2
 

@@ -1,11 +1,10 @@
 #include "orchlab/harness/merge.hpp"
 
 #include <algorithm>
-#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <set>
 
 #include "orchlab/harness/report.hpp"
 
@@ -202,23 +201,16 @@ void add(Measurement& a, const Measurement& b, bool shared) {
   if (a.server && b.server) {
     auto& t = *a.server;
     const auto& u = *b.server;
-    auto sum = [](auto x, auto y) { return x + y; };
+    // Shared services: each shard's delta already holds every shard's
+    // calls, so the largest is the total; services of their own add up.
+    auto total = [shared](auto x, auto y) { return shared ? std::max(x, y) : x + y; };
     auto most = [](auto x, auto y) { return std::max(x, y); };
-    if (shared) {
-      t.requests = both(t.requests, u.requests, most);
-      t.client_aborts = both(t.client_aborts, u.client_aborts, most);
-      t.completed_after_deadline =
-          both(t.completed_after_deadline, u.completed_after_deadline, most);
-      t.work_past_deadline_ms = both(t.work_past_deadline_ms, u.work_past_deadline_ms, most);
-      t.unreachable = std::max(t.unreachable, u.unreachable);
-    } else {
-      t.requests = both(t.requests, u.requests, sum);
-      t.client_aborts = both(t.client_aborts, u.client_aborts, sum);
-      t.completed_after_deadline =
-          both(t.completed_after_deadline, u.completed_after_deadline, sum);
-      t.work_past_deadline_ms = both(t.work_past_deadline_ms, u.work_past_deadline_ms, sum);
-      t.unreachable += u.unreachable;
-    }
+    t.requests = both(t.requests, u.requests, total);
+    t.client_aborts = both(t.client_aborts, u.client_aborts, total);
+    t.completed_after_deadline =
+        both(t.completed_after_deadline, u.completed_after_deadline, total);
+    t.work_past_deadline_ms = both(t.work_past_deadline_ms, u.work_past_deadline_ms, total);
+    t.unreachable = total(t.unreachable, u.unreachable);
     t.abort_lag_p99_ms = both(t.abort_lag_p99_ms, u.abort_lag_p99_ms, most);
     t.max_in_flight = both(t.max_in_flight, u.max_in_flight, most);
   } else {
@@ -366,24 +358,13 @@ json merge_reports(const std::vector<std::string>& files, const std::string& com
   std::vector<Measurement> merged;
   for (const auto& key : order) {
     Measurement m = per_shard[0].at(key);
-    std::optional<std::string> infeasible;
-    for (std::size_t k = 0; k < shards.size(); ++k) {
-      const auto& b = per_shard[k].at(key);
-      if (b.infeasible && !infeasible)
-        infeasible = "shard " + std::to_string(shards[k].index) + ": " + *b.infeasible;
-    }
-    if (infeasible) {
-      Measurement id;
-      id.scenario = m.scenario;
-      id.pattern = m.pattern;
-      id.fanout = m.fanout;
-      id.concurrency = m.concurrency;
-      id.deadline_ms = m.deadline_ms;
-      id.repetitions = m.repetitions;
-      id.repetition_index = m.repetition_index;
-      id.family_index = m.family_index;
-      id.per_family_instance_index = m.per_family_instance_index;
-      id.infeasible = *infeasible;
+    // A cell one shard could not run is not run: the first such shard's
+    // entry (its identity and the reason) stands for the merged cell.
+    std::size_t refused = 0;
+    while (refused < shards.size() && !per_shard[refused].at(key).infeasible) ++refused;
+    if (refused < shards.size()) {
+      Measurement id = per_shard[refused].at(key);
+      id.infeasible = "shard " + std::to_string(shards[refused].index) + ": " + *id.infeasible;
       merged.push_back(std::move(id));
       continue;
     }
@@ -415,11 +396,8 @@ json merge_reports(const std::vector<std::string>& files, const std::string& com
     if (!s.doc.contains("lab") || !s.doc["lab"].contains("series")) continue;
     for (const auto& [cell, ser] : s.doc["lab"]["series"].items()) add_series(series[cell], ser);
   }
-  for (auto& m : merged) {
-    const std::string cell = m.scenario + "/" + m.pattern + "/fanout:" + std::to_string(m.fanout) +
-                             "/concurrency:" + std::to_string(m.concurrency);
-    if (auto it = series.find(cell); it != series.end()) m.series = it->second;
-  }
+  for (auto& m : merged)
+    if (auto it = series.find(cell_name(m)); it != series.end()) m.series = it->second;
 
   RunInfo info;
   const auto& c0 = shards.front().doc["context"];

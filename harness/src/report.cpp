@@ -234,10 +234,13 @@ const std::vector<std::string>& metric_fields() {
   return fields;
 }
 
+std::string cell_name(const Measurement& m) {
+  return m.scenario + "/" + m.pattern + "/fanout:" + std::to_string(m.fanout) +
+         "/concurrency:" + std::to_string(m.concurrency);
+}
+
 json benchmark_entry(const Measurement& m) {
-  const std::string run_name = m.scenario + "/" + m.pattern +
-                               "/fanout:" + std::to_string(m.fanout) +
-                               "/concurrency:" + std::to_string(m.concurrency) + "/real_time";
+  const std::string run_name = cell_name(m) + "/real_time";
   const bool ran = !m.infeasible;
   json e = json::object();
   e["name"] = run_name;
@@ -581,10 +584,7 @@ json build_report(const RunInfo& info, const std::vector<Measurement>& measureme
     if (!reps.front()->infeasible) {
       for (auto& a : aggregate_entries(reps)) benchmarks.push_back(std::move(a));
       const auto& m = *reps.front();
-      const std::string cell = m.scenario + "/" + m.pattern +
-                               "/fanout:" + std::to_string(m.fanout) +
-                               "/concurrency:" + std::to_string(m.concurrency);
-      series[cell] = {
+      series[cell_name(m)] = {
           {"repetition_index", m.repetition_index}, {"bucket_ms", m.series.bucket_ms},
           {"window_ms", m.series.window_ms},        {"started", m.series.started},
           {"finished", m.series.finished},          {"in_flight", m.series.in_flight},

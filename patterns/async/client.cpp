@@ -11,11 +11,11 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
@@ -447,7 +447,8 @@ struct Client::Impl {
       req.append("\r\n").append(name).append(": ").append(value);
     }
     req.append("\r\n\r\n");
-    auto [wec, written] = co_await asio::async_write(c->socket, asio::buffer(req), stop.bind(use_tuple));
+    auto [wec, written] =
+        co_await asio::async_write(c->socket, asio::buffer(req), stop.bind(use_tuple));
     if (wec || stop.requested()) co_return fail(*h, std::move(c), wec, stop, "write");
 
     ReplyParser parser;

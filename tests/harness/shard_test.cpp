@@ -296,6 +296,21 @@ TEST(MergeTest, ServicesOfTheirOwnAreSummed) {
   EXPECT_EQ(entry(doc, 0)["server_client_aborts"], 40 + 41);
 }
 
+TEST(MergeTest, ACellOneShardCouldNotRunIsNotRun) {
+  TempDir d;
+  const auto a = write_shard(d, 0, 2, "shared");
+  const auto b = write_shard(d, 1, 2, "shared", [](json& doc) {
+    for (auto& e : doc["benchmarks"])
+      if (e["run_type"] == "iteration") e["infeasible"] = "needs ~9000 threads";
+  });
+  const auto doc = merge_reports({a, b});
+  const auto& e = entry(doc, 0);
+  EXPECT_EQ(e["infeasible"], "shard 1: needs ~9000 threads");
+  EXPECT_TRUE(e["p99_us"].is_null());
+  EXPECT_EQ(e["iterations"], 0);
+  EXPECT_FALSE(e.contains("histograms"));
+}
+
 void expect_refusal(const std::vector<std::string>& files, const std::string& needle) {
   try {
     merge_reports(files);

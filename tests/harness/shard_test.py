@@ -53,6 +53,34 @@ def scenario(folder, name="sharded", **fields):
     return path
 
 
+def run_shards(test, tmp, args, hosts=(None, None), lead_s=2.0):
+    """Runs `orchlab run ARGS -q` as len(hosts) shards that start together, the
+    i-th in network namespace hosts[i] when one is given; asserts that each
+    exits 0 and returns their reports' paths."""
+    start = str(time.time() + lead_s)
+    procs, shards = [], []
+    for i, host in enumerate(hosts):
+        out = os.path.join(tmp, f"shard-{i}.json")
+        shards.append(out)
+        prefix = ["ip", "netns", "exec", host] if host else []
+        procs.append(subprocess.Popen(
+            prefix + [ORCHLAB, "run"] + args +
+            ["--shard", f"{i}/{len(hosts)}", "--start-at", start, "-o", out, "-q"],
+            cwd=tmp, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        test.assertEqual(p.returncode, 0, err)
+    return shards
+
+
+def merge(test, tmp, shards):
+    """`orchlab merge` of `shards` into tmp/merged.json (asserted to succeed)."""
+    out = os.path.join(tmp, "merged.json")
+    p = run(["merge", "-o", out] + shards, tmp)
+    test.assertEqual(p.returncode, 0, p.stderr)
+    return out
+
+
 class BadInputTest(unittest.TestCase):
     def test_run_refuses_shards_it_cannot_drive(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -76,21 +104,8 @@ class BadInputTest(unittest.TestCase):
     def test_merge_refuses_and_writes_nothing(self):
         with tempfile.TemporaryDirectory() as tmp:
             sc = scenario(tmp)
-            start = str(time.time() + 2)
-            shards = []
-            procs = []
-            for i in range(2):
-                out = os.path.join(tmp, f"s{i}.json")
-                shards.append(out)
-                procs.append(subprocess.Popen([ORCHLAB, "run", "-s", sc, "--shard", f"{i}/2",
-                                               "--start-at", start, "-o", out, "-q"], cwd=tmp,
-                                              stderr=subprocess.PIPE, text=True))
-            for p in procs:
-                _, err = p.communicate(timeout=120)
-                self.assertEqual(p.returncode, 0, err)
-            merged = os.path.join(tmp, "m.json")
-            p = run(["merge", "-o", merged] + shards, tmp)
-            self.assertEqual(p.returncode, 0, p.stderr)
+            shards = run_shards(self, tmp, ["-s", sc])
+            merged = merge(self, tmp, shards)
             doc = load(merged)
             self.assertEqual(doc["context"]["shard"]["count"], 2)
             for e in iterations(doc):
@@ -120,20 +135,8 @@ class OpenLoopTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             sc = scenario(tmp, mode="open", rate=120, concurrency=[4], duration_s=1.5,
                           deadline_ms=250, warmup_s=0.2)
-            start = str(time.time() + 2)
-            procs, shards = [], []
-            for i in range(2):
-                out = os.path.join(tmp, f"s{i}.json")
-                shards.append(out)
-                procs.append(subprocess.Popen([ORCHLAB, "run", "-s", sc, "--shard", f"{i}/2",
-                                               "--start-at", start, "-o", out, "-q"], cwd=tmp,
-                                              stderr=subprocess.PIPE, text=True))
-            for p in procs:
-                _, err = p.communicate(timeout=120)
-                self.assertEqual(p.returncode, 0, err)
-            merged = os.path.join(tmp, "m.json")
-            p = run(["merge", "-o", merged] + shards, tmp)
-            self.assertEqual(p.returncode, 0, p.stderr)
+            shards = run_shards(self, tmp, ["-s", sc])
+            merged = merge(self, tmp, shards)
             parts = [iterations(load(s))[0] for s in shards]
             e = iterations(load(merged))[0]
             single = os.path.join(tmp, "single.json")
@@ -160,20 +163,7 @@ class MergedReportTest(unittest.TestCase):
         py = "/usr/bin/python3"
         with tempfile.TemporaryDirectory() as tmp:
             sc = scenario(tmp, patterns=["cancellable-group", "channel-soup"], repetitions=2)
-            start = str(time.time() + 2)
-            procs, shards = [], []
-            for i in range(2):
-                out = os.path.join(tmp, f"s{i}.json")
-                shards.append(out)
-                procs.append(subprocess.Popen([ORCHLAB, "run", "-s", sc, "--shard", f"{i}/2",
-                                               "--start-at", start, "-o", out, "-q"], cwd=tmp,
-                                              stderr=subprocess.PIPE, text=True))
-            for p in procs:
-                _, err = p.communicate(timeout=120)
-                self.assertEqual(p.returncode, 0, err)
-            merged = os.path.join(tmp, "merged.json")
-            p = run(["merge", "-o", merged] + shards, tmp)
-            self.assertEqual(p.returncode, 0, p.stderr)
+            merged = merge(self, tmp, run_shards(self, tmp, ["-s", sc]))
             steps = [
                 ([py, os.path.join(scripts, "claims.py"), merged], {0}),
                 # 2 vs 2 repetitions: no test can reach significance (exit 3).
@@ -296,29 +286,17 @@ class NamespaceProofTest(unittest.TestCase):
                               patterns=["channel-soup", "cancellable-group"], fanout=[3],
                               concurrency=[8], deadline_ms=100, duration_s=1.5, warmup_s=0.2,
                               repetitions=3, max_conns_per_host=64)
-                common = ["run", "-s", sc, "--services", urls, "--seed", "7", "-q"]
+                common = ["-s", sc, "--services", urls, "--seed", "7"]
                 single = os.path.join(tmp, "single.json")
-                p = run(common + ["-o", single], tmp, prefix=("ip", "netns", "exec", net.clients[0]))
+                p = run(["run"] + common + ["-o", single, "-q"], tmp,
+                        prefix=("ip", "netns", "exec", net.clients[0]))
                 self.assertEqual(p.returncode, 0, p.stderr)
-                start = str(time.time() + 3)
-                procs, shards = [], []
-                for i, host in enumerate(net.clients):
-                    out = os.path.join(tmp, f"shard-{i}.json")
-                    shards.append(out)
-                    procs.append(subprocess.Popen(
-                        ["ip", "netns", "exec", host, ORCHLAB] + common +
-                        ["--shard", f"{i}/2", "--start-at", start, "-o", out],
-                        cwd=tmp, stderr=subprocess.PIPE, text=True))
-                for p in procs:
-                    _, err = p.communicate(timeout=120)
-                    self.assertEqual(p.returncode, 0, err)
-            finally:  # noqa: the namespaces go with the with-block
+                shards = run_shards(self, tmp, common, hosts=net.clients, lead_s=3)
+            finally:
                 mock.terminate()
                 mock.wait(timeout=10)
                 mock.stdout.close()
-            merged = os.path.join(tmp, "merged.json")
-            p = run(["merge", "-o", merged] + shards, tmp)
-            self.assertEqual(p.returncode, 0, p.stderr)
+            merged = merge(self, tmp, shards)
             docs = [load(s) for s in shards]
             m, one = load(merged), load(single)
             self.assertTrue(all(d["context"]["shard"]["host"] for d in docs))

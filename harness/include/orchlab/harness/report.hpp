@@ -161,6 +161,10 @@ std::optional<LogHistogram> histogram_from_json(const nlohmann::json& j, std::st
 /// ISO-8601 UTC of a Unix time in ns ("2026-12-04T13:00:00.250Z").
 std::string iso8601_utc(std::int64_t unix_ns);
 
+/// "scenario/pattern/fanout:N/concurrency:C": the cell a measurement is a
+/// repetition of (the key of lab.series; run_name adds "/real_time").
+std::string cell_name(const Measurement& m);
+
 /// One benchmarks[] entry for a repetition.
 nlohmann::ordered_json benchmark_entry(const Measurement& m);
 
