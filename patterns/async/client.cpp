@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
@@ -210,6 +211,10 @@ struct Client::Impl {
   ClientOptions options;
   ProfiledMutex hosts_mu;
   std::unordered_map<std::string, std::unique_ptr<Host>> hosts;
+  // The first hosts, published once each and never removed: a call finds
+  // its host here without taking hosts_mu (a lab's services are a handful).
+  static constexpr std::size_t kKnownHosts = 16;
+  std::array<std::atomic<Host*>, kKnownHosts> known{};
 
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> acquires_waited{0};
@@ -235,6 +240,11 @@ struct Client::Impl {
   // The host's pool, created on first use. A host name is resolved once,
   // blocking (the lab's services are literal loopback addresses).
   Host* host(const Url& url, std::string& error) {
+    for (const std::atomic<Host*>& k : known) {
+      Host* h = k.load(std::memory_order_acquire);
+      if (h == nullptr) break;
+      if (h->authority == url.authority) return h;
+    }
     std::lock_guard lock(hosts_mu);
     auto it = hosts.find(std::string(url.authority));
     if (it != hosts.end()) return it->second.get();
@@ -261,41 +271,58 @@ struct Client::Impl {
     }
     Host* raw = h.get();
     hosts.emplace(h->authority, std::move(h));
+    for (std::atomic<Host*>& k : known) {  // the next free place, if any
+      if (k.load(std::memory_order_relaxed) == nullptr) {
+        k.store(raw, std::memory_order_release);
+        break;
+      }
+    }
     return raw;
   }
 
-  // A connection of `h` (idle, or a new unconnected one when the host is
-  // under its limit), or null when `stop` fired while waiting for one.
-  asio::awaitable<std::unique_ptr<Conn>> acquire(Host& h, Stop stop) {
+  // A connection of `h` at hand: an idle one still usable, or a new
+  // unconnected one when the host is under its limit; null when the pool is
+  // full. REQUIRES: h.mu held.
+  std::unique_ptr<Conn> take_locked(Host& h, std::int64_t now) {
+    while (!h.idle.empty()) {
+      std::unique_ptr<Conn> c = std::move(h.idle.back());
+      h.idle.pop_back();
+      if (reusable(*c, now)) {
+        connections_reused.fetch_add(1, std::memory_order_relaxed);
+        return c;
+      }
+      --h.open;
+      stale_discarded.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (h.open < options.max_conns_per_host) {
+      ++h.open;
+      return std::make_unique<Conn>(ioc);
+    }
+    return nullptr;
+  }
+
+  // The common case, without a coroutine of its own: a connection at hand.
+  std::unique_ptr<Conn> try_acquire(Host& h) {
+    const std::int64_t now = now_ns();
+    std::lock_guard lock(h.mu);
+    return take_locked(h, now);
+  }
+
+  // A connection of `h` once one comes back or a place frees up, or null
+  // when `stop` fired while waiting for one.
+  asio::awaitable<std::unique_ptr<Conn>> wait_for_conn(Host& h, Stop stop) {
     const asio::any_io_executor ex = co_await asio::this_coro::executor;
-    std::shared_ptr<Waiter> w;
-    std::unique_ptr<Conn> at_hand;
+    auto w = std::make_shared<Waiter>(ex);
     {
       const std::int64_t now = now_ns();
       std::lock_guard lock(h.mu);
-      while (!h.idle.empty() && !at_hand) {
-        std::unique_ptr<Conn> c = std::move(h.idle.back());
-        h.idle.pop_back();
-        if (reusable(*c, now)) {
-          connections_reused.fetch_add(1, std::memory_order_relaxed);
-          at_hand = std::move(c);
-        } else {
-          --h.open;
-          stale_discarded.fetch_add(1, std::memory_order_relaxed);
-        }
+      // Asked again under the lock that registers the waiter: a connection
+      // released since try_acquire() must not be missed.
+      if (std::unique_ptr<Conn> c = take_locked(h, now)) {
+        immediate_acquires.fetch_add(1, std::memory_order_relaxed);
+        co_return c;
       }
-      if (!at_hand && h.open < options.max_conns_per_host) {
-        ++h.open;
-        at_hand = std::make_unique<Conn>(ioc);
-      }
-      if (!at_hand) {
-        w = std::make_shared<Waiter>(ex);
-        h.waiters.push_back(w);
-      }
-    }
-    if (at_hand) {
-      immediate_acquires.fetch_add(1, std::memory_order_relaxed);
-      co_return std::move(at_hand);
+      h.waiters.push_back(w);
     }
     acquires_waited.fetch_add(1, std::memory_order_relaxed);
     const std::int64_t t0 = now_ns();
@@ -400,7 +427,8 @@ struct Client::Impl {
     std::unique_ptr<Conn> conn;
   };
 
-  asio::awaitable<Reply> http_get(const Call& call, const Url& url, Stop stop) {
+  // `url` by value: get() returns this coroutine without a frame of its own.
+  asio::awaitable<Reply> http_get(const Call& call, Url url, Stop stop) {
     requests.fetch_add(1, std::memory_order_relaxed);
     std::string error;
     Host* h = host(url, error);
@@ -412,7 +440,12 @@ struct Client::Impl {
       cancelled.fetch_add(1, std::memory_order_relaxed);
       co_return cancelled_reply();
     }
-    Lease lease(*this, *h, co_await acquire(*h, stop));
+    std::unique_ptr<Conn> at_hand = try_acquire(*h);
+    if (at_hand)
+      immediate_acquires.fetch_add(1, std::memory_order_relaxed);
+    else
+      at_hand = co_await wait_for_conn(*h, stop);
+    Lease lease(*this, *h, std::move(at_hand));
     std::unique_ptr<Conn>& c = lease.conn;
     if (!c) {
       cancelled.fetch_add(1, std::memory_order_relaxed);
@@ -510,7 +543,14 @@ struct Client::Impl {
     co_return status_reply(status, std::move(parser.body));
   }
 
-  asio::awaitable<Reply> inproc_get(const Url& url, Stop stop) {
+  // An inproc:// call with no delay_ms: the fast path of the
+  // microbenchmarks, no timer.
+  asio::awaitable<Reply> inproc_now(Url url, Stop stop) {
+    if (stop.requested()) co_return cancelled_reply();
+    co_return status_reply(static_cast<int>(to_number(query_value(url.target, "status"), 200)), {});
+  }
+
+  asio::awaitable<Reply> inproc_get(Url url, Stop stop) {
     // Stop's contract: a call stopped before it began does nothing.
     if (stop.requested()) {
       cancelled.fetch_add(1, std::memory_order_relaxed);
@@ -537,20 +577,22 @@ Client::Client(asio::io_context& ioc, ClientOptions options)
 
 Client::~Client() = default;
 
+namespace {
+// An answer known before any I/O, in the awaitable get() returns.
+asio::awaitable<Reply> answer(Reply reply) { co_return reply; }
+}  // namespace
+
+// Not a coroutine itself: it returns the coroutine that does the call, one
+// frame per call instead of two.
 asio::awaitable<Reply> Client::get(const Call& call, Stop stop) {
   Url url;
-  if (!parse_url(call.url, url)) co_return transport_reply("bad url: " + call.url);
-  if (url.scheme == "http") co_return co_await impl_->http_get(call, url, stop);
+  if (!parse_url(call.url, url)) return answer(transport_reply("bad url: " + call.url));
+  if (url.scheme == "http") return impl_->http_get(call, url, stop);
   if (url.scheme == "inproc") {
-    // The fast path of the microbenchmarks: no timer, no frame beyond this.
-    if (url.target.find("delay_ms=") == std::string_view::npos) {
-      if (stop.requested()) co_return cancelled_reply();
-      co_return status_reply(static_cast<int>(to_number(query_value(url.target, "status"), 200)),
-                             {});
-    }
-    co_return co_await impl_->inproc_get(url, stop);
+    if (url.target.find("delay_ms=") == std::string_view::npos) return impl_->inproc_now(url, stop);
+    return impl_->inproc_get(url, stop);
   }
-  co_return transport_reply("unsupported scheme: " + std::string(url.scheme));
+  return answer(transport_reply("unsupported scheme: " + std::string(url.scheme)));
 }
 
 ClientStats Client::stats() const {
