@@ -480,19 +480,33 @@ struct Client::Impl {
       req.append("\r\n").append(name).append(": ").append(value);
     }
     req.append("\r\n\r\n");
-    auto [wec, written] =
-        co_await asio::async_write(c->socket, asio::buffer(req), stop.bind(use_tuple));
+    // Written at once: the socket is non-blocking and a request fits in its
+    // send buffer. An asynchronous write would complete through a post to
+    // the io_context, which with two io threads wakes the reactor (an
+    // epoll_ctl per call); only what the socket did not take goes that way.
+    error_code wec;
+    std::size_t sent = c->socket.write_some(asio::buffer(req), wec);
+    if (wec == asio::error::would_block || wec == asio::error::try_again) {
+      wec = {};
+      sent = 0;
+    }
+    if (!wec && sent < req.size()) {
+      auto [ec, n] =
+          co_await asio::async_write(c->socket, asio::buffer(req) + sent, stop.bind(use_tuple));
+      wec = ec;
+    }
     if (wec || stop.requested()) co_return fail(*h, std::move(c), wec, stop, "write");
 
     ReplyParser parser;
     parser.body_limit(kMaxBodyBytes);
     parser.header_limit(kMaxHeaderBytes);
     parser.eager(true);
-    // Wait until the socket is readable, then read what is there: a read
-    // started at once would find nothing (the reply is not back yet) and
-    // cost a system call for it. One wait per co_await, bound to the stop,
-    // and the stop checked after each read: a terminal emit that lands
-    // between two waits is not lost (see Stop).
+    // Read until the reply is complete. A read that emptied the socket
+    // makes Asio's reactor skip the next read's attempt at once: it waits
+    // for readiness (edge-triggered, no re-arming epoll_ctl), then reads.
+    // One read per co_await, bound to the stop, and the stop checked after
+    // each: a terminal emit that lands between two reads is not lost (see
+    // Stop).
     while (true) {
       error_code rec;
       while (c->input.size() > 0 && !parser.is_done()) {
@@ -506,10 +520,9 @@ struct Client::Impl {
         if (used == 0) break;
       }
       if (parser.is_done()) break;
-      auto [wait_ec] = co_await c->socket.async_wait(tcp::socket::wait_read, stop.bind(use_tuple));
-      if (wait_ec) co_return fail(*h, std::move(c), wait_ec, stop, "read");
-      const std::size_t n = c->socket.read_some(c->input.prepare(16 * 1024), rec);
-      if (rec == asio::error::eof) {
+      auto [read_ec, n] =
+          co_await c->socket.async_read_some(c->input.prepare(16 * 1024), stop.bind(use_tuple));
+      if (read_ec == asio::error::eof) {
         // A reply framed by the end of the connection ends here; any other
         // is cut short.
         parser.put_eof(rec);
@@ -517,9 +530,8 @@ struct Client::Impl {
           co_return fail(*h, std::move(c), rec ? rec : error_code(asio::error::eof), stop, "read");
         break;
       }
-      if (rec && rec != asio::error::would_block && rec != asio::error::try_again)
-        co_return fail(*h, std::move(c), rec, stop, "read");
-      c->input.commit(rec ? 0 : n);
+      if (read_ec) co_return fail(*h, std::move(c), read_ec, stop, "read");
+      c->input.commit(n);
       // A reply that arrived in full is an answer even if the stop fired
       // just after: kept, with its healthy connection. One still partial
       // is abandoned.
