@@ -3,8 +3,9 @@
 #
 # Part 1, throughput: orchlab-mock (--threads 1, zero delay, 64-byte body)
 # and nginx (1 worker, `return 200` of the same 64 bytes), both on loopback,
-# each under `wrk -t1 -c64 -d5s`, alternating for ROUNDS rounds; prints the
-# best req/s of each and the ratio mock/nginx.
+# each under `wrk -t1 -c64 -d5s`, alternating for ROUNDS rounds; prints each
+# server's median req/s and CPU per request (from /proc) and the medians of
+# the per-round ratios mock/nginx.
 # Part 2, timer accuracy at scale: 10,000 concurrent keep-alive connections,
 # each asking delay_ms=100 about once a second; prints the mock's own
 # delay_error_ms p99, the client-side p99 (wrk) and the mock's peak RSS.
@@ -121,10 +122,29 @@ EOF
   exit 1
 }
 
-# wrk's "Requests/sec:" figure.
+# wrk's "Requests/sec:" figure, and its request count.
 req_per_s() { awk '/^Requests\/sec:/ { print $2 }'; }
+requests() { awk '/ requests in / { print $1 }'; }
+# CPU ticks (user + system) of a process and its children (nginx's worker).
+cpu_ticks() {
+  local t=0 p
+  for p in "$1" $(cat "/proc/$1/task/$1/children" 2> /dev/null); do
+    t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+  done
+  echo "$t"
+}
+TICK=$(getconf CLK_TCK)
+# One wrk run against a server: prints "req/s CPU-us-per-request".
+measure() {
+  local pid=$1 url=$2 before after out
+  before=$(cpu_ticks "$pid")
+  out=$(wrk -t1 -c64 -d"$DURATION" "$url")
+  after=$(cpu_ticks "$pid")
+  "$PY" -c 'import sys; rps, n, ticks, tick = sys.argv[1:]; print(rps, "%.2f" % (int(ticks) * 1e6 / int(tick) / int(n)))' \
+    "$(req_per_s <<< "$out")" "$(requests <<< "$out")" "$((after - before))" "$TICK"
+}
 
-echo "== part 1: throughput, wrk -t1 -c64 -d$DURATION, 64-byte body, loopback, best of $ROUNDS rounds"
+echo "== part 1: throughput, wrk -t1 -c64 -d$DURATION, 64-byte body, loopback, $ROUNDS alternated rounds"
 start_mock 1
 start_nginx
 # Both bodies must be the same 64 bytes for the comparison to mean anything.
@@ -133,26 +153,39 @@ for url in "$MOCK_URL/" "http://127.0.0.1:$NGINX_PORT/"; do
   [[ $size == 64 ]] || { echo "bench_mock: $url answers $size bytes, not 64" >&2; exit 1; }
 done
 # Rounds alternate between the two servers so that a burst of load from
-# elsewhere on the machine hits both alike; the best round of each counts.
-MOCK_RPS=0
-NGINX_RPS=0
-best() { "$PY" -c 'import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))' "$1" "$2"; }
+# elsewhere on the machine hits both alike; what counts are the medians and
+# the median of the per-round ratios. Each server's CPU per request is read
+# from /proc (nginx: master and worker): on a 2-core machine wrk itself can be
+# the bottleneck, and then req/s tells the two servers apart less than CPU does.
+ROUNDS_FILE=$WORK/rounds.txt
+: > "$ROUNDS_FILE"
 for round in $(seq "$ROUNDS"); do
-  m=$(wrk -t1 -c64 -d"$DURATION" "$MOCK_URL/" | req_per_s)
-  n=$(wrk -t1 -c64 -d"$DURATION" "http://127.0.0.1:$NGINX_PORT/" | req_per_s)
-  printf 'round %d: orchlab-mock %s req/s, nginx %s req/s\n' "$round" "$m" "$n"
-  MOCK_RPS=$(best "$MOCK_RPS" "$m")
-  NGINX_RPS=$(best "$NGINX_RPS" "$n")
+  read -r m m_cpu <<< "$(measure "$MOCK_PID" "$MOCK_URL/")"
+  read -r n n_cpu <<< "$(measure "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT/")"
+  printf 'round %d: orchlab-mock %s req/s, %s us CPU/request; nginx %s req/s, %s us CPU/request\n' \
+    "$round" "$m" "$m_cpu" "$n" "$n_cpu"
+  echo "$m $m_cpu $n $n_cpu" >> "$ROUNDS_FILE"
 done
 stop_mock
 kill "$NGINX_PID"
 wait "$NGINX_PID" 2> /dev/null || true
 NGINX_PID=
 
-RATIO=$("$PY" -c 'import sys; print("%.3f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$MOCK_RPS" "$NGINX_RPS")
-printf 'orchlab-mock  %12s req/s\n' "$MOCK_RPS"
-printf 'nginx         %12s req/s\n' "$NGINX_RPS"
-printf 'ratio mock/nginx  %s  (target >= 0.9)\n' "$RATIO"
+"$PY" - "$ROUNDS_FILE" << 'PY'
+import statistics, sys
+rows = [[float(x) for x in line.split()] for line in open(sys.argv[1]) if line.strip()]
+med = lambda xs: statistics.median(xs)
+print("orchlab-mock  %12.0f req/s  %6.2f us CPU/request  (medians of %d rounds)"
+      % (med([r[0] for r in rows]), med([r[1] for r in rows]), len(rows)))
+print("nginx         %12.0f req/s  %6.2f us CPU/request"
+      % (med([r[2] for r in rows]), med([r[3] for r in rows])))
+rps = [r[0] / r[2] for r in rows]
+cpu = [r[1] / r[3] for r in rows]
+print("ratio mock/nginx req/s       %.3f  (median of the rounds' ratios %s; target >= 1.0)"
+      % (med(rps), ", ".join("%.2f" % x for x in rps)))
+print("ratio mock/nginx CPU/request %.3f  (median of the rounds' ratios %s; lower is cheaper)"
+      % (med(cpu), ", ".join("%.2f" % x for x in cpu)))
+PY
 
 echo
 echo "== part 2: $CONNS keep-alive connections, delay_ms=$DELAY_MS each, mean think ${THINK_MS} ms, $SCALE_DURATION (mock --threads $MOCK_THREADS_SCALE)"

@@ -96,6 +96,32 @@ TEST(MockFleetTest, KeepAliveAndPipelining) {
   EXPECT_EQ(fleet->stats("svc")["max_open_connections"], 1);
 }
 
+// The idle timeout counts from the end of the last response, however long
+// the connection has been open: a connection kept busy for longer than the
+// timeout stays open (its timer, set at its first idle wait, re-arms for a
+// later one), and one left idle is closed after the timeout, not before.
+TEST(MockFleetTest, TheIdleTimeoutCountsFromTheLastResponse) {
+  ServerOptions options;
+  options.idle_timeout = 300ms;
+  auto fleet = start({{"name", "svc"}}, options);
+  Conn c(fleet->url("svc"));
+  const auto opened = Clock::now();
+  auto answered = opened;
+  while (elapsed_ms(opened) < 900) {  // three timeouts' worth, never idle for one
+    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(c.get("/"));
+    const auto r = c.read_response();
+    answered = Clock::now();
+    ASSERT_EQ(r.error, ReadError::none) << "closed after " << elapsed_ms(opened) << " ms";
+    EXPECT_EQ(r.status, 200);
+  }
+  EXPECT_EQ(fleet->stats("svc")["max_open_connections"], 1);
+  const auto end = c.read_response(5000ms);
+  EXPECT_EQ(end.error, ReadError::eof);
+  EXPECT_GE(elapsed_ms(answered), 290);
+  EXPECT_LT(elapsed_ms(answered), 3000);
+}
+
 TEST(MockFleetTest, QueryOverrides) {
   auto fleet = start({{"name", "svc"}});
   const auto url = fleet->url("svc");
