@@ -21,16 +21,11 @@ case $ROUNDS in '' | *[!0-9]*) echo "bench_client: ROUNDS must be a positive int
 case $SECONDS_ in '' | *[!0-9]*) echo "bench_client: SECONDS must be a positive integer, got '$SECONDS_'" >&2; exit 2 ;; esac
 [ "$ROUNDS" -ge 1 ] && [ "$SECONDS_" -ge 1 ] || { echo "bench_client: ROUNDS and SECONDS must be >= 1" >&2; exit 2; }
 PYTHON=${PYTHON:-/usr/bin/python3}
-ORCHLAB=$BUILD/harness/orchlab
-MOCK=$BUILD/mock_services/orchlab-mock
-for p in "$ORCHLAB" "$MOCK"; do
-  [ -x "$p" ] || { echo "bench_client: $p not built (run make release)" >&2; exit 1; }
-done
+PROG=bench_client
+. "$(dirname "$0")/client_mock.sh"
 command -v wrk >/dev/null 2>&1 || { echo "bench_client: wrk not found (scripts/install-deps.sh installs it)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench_client: /usr/bin/time not found (Debian package time)" >&2; exit 1; }
 
-PROG=bench_client
-. "$(dirname "$0")/client_mock.sh"
 start_client_mock
 first=${urls%%,*}
 echo "bench_client: orchlab-mock (pid $mock_pid) at $urls; $ROUNDS rounds of ${SECONDS_}s" >&2

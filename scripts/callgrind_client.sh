@@ -19,16 +19,11 @@ case "${1:-}" in -h | --help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; 
 BUILD=$1 TOP=${2:-15}
 case $TOP in '' | *[!0-9]*) echo "callgrind_client: TOP must be a positive integer, got '$TOP'" >&2; exit 2 ;; esac
 PYTHON=${PYTHON:-/usr/bin/python3}
-ORCHLAB=$BUILD/harness/orchlab
-MOCK=$BUILD/mock_services/orchlab-mock
-for p in "$ORCHLAB" "$MOCK"; do
-  [ -x "$p" ] || { echo "callgrind_client: $p not built (run make release)" >&2; exit 1; }
-done
+PROG=callgrind_client
+. "$(dirname "$0")/client_mock.sh"
 command -v valgrind >/dev/null 2>&1 || { echo "callgrind_client: valgrind not found" >&2; exit 1; }
 command -v callgrind_annotate >/dev/null 2>&1 || { echo "callgrind_client: callgrind_annotate not found" >&2; exit 1; }
 
-PROG=callgrind_client
-. "$(dirname "$0")/client_mock.sh"
 start_client_mock
 
 for d in 1 3; do

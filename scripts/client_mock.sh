@@ -1,9 +1,17 @@
 # Sourced by scripts/bench_client.sh and scripts/callgrind_client.sh (not run
 # on its own): the out-of-process orchlab-mock both measure the client path
 # against, and the cleanup that stops it.
-# The caller sets MOCK (the orchlab-mock binary) and PROG (its name, for
-# messages), then calls start_client_mock; afterwards $tmp is a temporary
-# folder, $mock_pid the mock and $urls its three services, comma separated.
+# The caller sets BUILD (a built tree) and PROG (its name, for messages);
+# sourcing sets ORCHLAB and MOCK, the tree's two programs, and exits 1 if
+# either is not built. The caller then calls start_client_mock; afterwards
+# $tmp is a temporary folder, $mock_pid the mock and $urls its three
+# services, comma separated.
+
+ORCHLAB=$BUILD/harness/orchlab
+MOCK=$BUILD/mock_services/orchlab-mock
+for p in "$ORCHLAB" "$MOCK"; do
+  [ -x "$p" ] || { echo "$PROG: $p not built (run make release)" >&2; exit 1; }
+done
 
 tmp=$(mktemp -d)
 mock_pid=""

@@ -281,14 +281,16 @@ struct Client::Impl {
   }
 
   // A connection of `h` at hand: an idle one still usable, or a new
-  // unconnected one when the host is under its limit; null when the pool is
-  // full. REQUIRES: h.mu held.
+  // unconnected one when the host is under its limit (counted as an
+  // immediate acquire either way); null when the pool is full.
+  // REQUIRES: h.mu held.
   std::unique_ptr<Conn> take_locked(Host& h, std::int64_t now) {
     while (!h.idle.empty()) {
       std::unique_ptr<Conn> c = std::move(h.idle.back());
       h.idle.pop_back();
       if (reusable(*c, now)) {
         connections_reused.fetch_add(1, std::memory_order_relaxed);
+        immediate_acquires.fetch_add(1, std::memory_order_relaxed);
         return c;
       }
       --h.open;
@@ -296,6 +298,7 @@ struct Client::Impl {
     }
     if (h.open < options.max_conns_per_host) {
       ++h.open;
+      immediate_acquires.fetch_add(1, std::memory_order_relaxed);
       return std::make_unique<Conn>(ioc);
     }
     return nullptr;
@@ -318,10 +321,7 @@ struct Client::Impl {
       std::lock_guard lock(h.mu);
       // Asked again under the lock that registers the waiter: a connection
       // released since try_acquire() must not be missed.
-      if (std::unique_ptr<Conn> c = take_locked(h, now)) {
-        immediate_acquires.fetch_add(1, std::memory_order_relaxed);
-        co_return c;
-      }
+      if (std::unique_ptr<Conn> c = take_locked(h, now)) co_return c;
       h.waiters.push_back(w);
     }
     acquires_waited.fetch_add(1, std::memory_order_relaxed);
@@ -441,10 +441,7 @@ struct Client::Impl {
       co_return cancelled_reply();
     }
     std::unique_ptr<Conn> at_hand = try_acquire(*h);
-    if (at_hand)
-      immediate_acquires.fetch_add(1, std::memory_order_relaxed);
-    else
-      at_hand = co_await wait_for_conn(*h, stop);
+    if (!at_hand) at_hand = co_await wait_for_conn(*h, stop);
     Lease lease(*this, *h, std::move(at_hand));
     std::unique_ptr<Conn>& c = lease.conn;
     if (!c) {
@@ -501,12 +498,13 @@ struct Client::Impl {
     parser.body_limit(kMaxBodyBytes);
     parser.header_limit(kMaxHeaderBytes);
     parser.eager(true);
-    // Read until the reply is complete. A read that emptied the socket
-    // makes Asio's reactor skip the next read's attempt at once: it waits
-    // for readiness (edge-triggered, no re-arming epoll_ctl), then reads.
-    // One read per co_await, bound to the stop, and the stop checked after
-    // each: a terminal emit that lands between two reads is not lost (see
-    // Stop).
+    // Read until the reply is complete, with async_read_some: the
+    // descriptor stays registered (edge-triggered), where async_wait would
+    // re-arm it with an epoll_ctl per call. Asio 1.81 tries each read at
+    // once, which under load is often a recv that finds nothing yet; still
+    // the cheaper of the two (docs/async_group.md, third pass). One read per
+    // co_await, bound to the stop, and the stop checked after each: a
+    // terminal emit that lands between two reads is not lost (see Stop).
     while (true) {
       error_code rec;
       while (c->input.size() > 0 && !parser.is_done()) {
