@@ -9,13 +9,10 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
@@ -45,8 +42,6 @@ constexpr std::uint64_t kMaxBodyBytes = 64u << 20;
 constexpr std::uint32_t kMaxHeaderBytes = 64u << 10;
 static_assert(kMaxBodyBytes >= (16u << 20), "must accept the largest mock body");
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -73,7 +68,10 @@ bool parse_url(std::string_view s, Url& u) {
   if (colon == std::string_view::npos || colon == 0) return false;
   u.scheme = s.substr(0, colon);
   s.remove_prefix(colon + 3);
-  const auto slash = s.find_first_of("/?");
+  // A plain loop: find_first_of("/?") calls memchr on the set per character.
+  std::size_t slash = 0;
+  while (slash < s.size() && s[slash] != '/' && s[slash] != '?') ++slash;
+  if (slash == s.size()) slash = std::string_view::npos;
   u.authority = s.substr(0, slash);
   u.target = slash == std::string_view::npos ? std::string_view("/") : s.substr(slash);
   if (u.authority.empty()) return false;
@@ -313,9 +311,8 @@ struct Client::Impl {
 
   // A connection of `h` once one comes back or a place frees up, or null
   // when `stop` fired while waiting for one.
-  asio::awaitable<std::unique_ptr<Conn>> wait_for_conn(Host& h, Stop stop) {
-    const asio::any_io_executor ex = co_await asio::this_coro::executor;
-    auto w = std::make_shared<Waiter>(ex);
+  Task<std::unique_ptr<Conn>> wait_for_conn(Host& h, Stop stop) {
+    auto w = std::make_shared<Waiter>(stop.executor());
     {
       const std::int64_t now = now_ns();
       std::lock_guard lock(h.mu);
@@ -329,7 +326,7 @@ struct Client::Impl {
     w->timer.expires_at(asio::steady_timer::time_point::max());
     // Woken either by a release (timer.cancel posted to this strand) or by
     // the call's cancellation; the flags below tell which.
-    (void)co_await w->timer.async_wait(stop.bind(use_tuple));
+    (void)co_await w->timer.async_wait(stop.token());
     std::unique_ptr<Conn> c;
     bool granted = false;
     {
@@ -428,7 +425,7 @@ struct Client::Impl {
   };
 
   // `url` by value: get() returns this coroutine without a frame of its own.
-  asio::awaitable<Reply> http_get(const Call& call, Url url, Stop stop) {
+  Task<Reply> http_get(const Call& call, Url url, Stop stop) {
     requests.fetch_add(1, std::memory_order_relaxed);
     std::string error;
     Host* h = host(url, error);
@@ -450,7 +447,7 @@ struct Client::Impl {
     }
     if (testing::after_acquire) testing::after_acquire();
     if (!c->connected) {
-      auto [ec, ep] = co_await asio::async_connect(c->socket, h->endpoints, stop.bind(use_tuple));
+      auto [ec, ep] = co_await asio::async_connect(c->socket, h->endpoints, stop.token());
       if (ec || stop.requested()) co_return fail(*h, std::move(c), ec, stop, "connect");
       c->connected = true;
       connections_opened.fetch_add(1, std::memory_order_relaxed);
@@ -489,7 +486,7 @@ struct Client::Impl {
     }
     if (!wec && sent < req.size()) {
       auto [ec, n] =
-          co_await asio::async_write(c->socket, asio::buffer(req) + sent, stop.bind(use_tuple));
+          co_await asio::async_write(c->socket, asio::buffer(req) + sent, stop.token());
       wec = ec;
     }
     if (wec || stop.requested()) co_return fail(*h, std::move(c), wec, stop, "write");
@@ -519,7 +516,7 @@ struct Client::Impl {
       }
       if (parser.is_done()) break;
       auto [read_ec, n] =
-          co_await c->socket.async_read_some(c->input.prepare(16 * 1024), stop.bind(use_tuple));
+          co_await c->socket.async_read_some(c->input.prepare(16 * 1024), stop.token());
       if (read_ec == asio::error::eof) {
         // A reply framed by the end of the connection ends here; any other
         // is cut short.
@@ -555,21 +552,20 @@ struct Client::Impl {
 
   // An inproc:// call with no delay_ms: the fast path of the
   // microbenchmarks, no timer.
-  asio::awaitable<Reply> inproc_now(Url url, Stop stop) {
+  Task<Reply> inproc_now(Url url, Stop stop) {
     if (stop.requested()) co_return cancelled_reply();
     co_return status_reply(static_cast<int>(to_number(query_value(url.target, "status"), 200)), {});
   }
 
-  asio::awaitable<Reply> inproc_get(Url url, Stop stop) {
+  Task<Reply> inproc_get(Url url, Stop stop) {
     // Stop's contract: a call stopped before it began does nothing.
     if (stop.requested()) {
       cancelled.fetch_add(1, std::memory_order_relaxed);
       co_return cancelled_reply();
     }
     const long long delay_ms = to_number(query_value(url.target, "delay_ms"), 0);
-    asio::steady_timer timer(co_await asio::this_coro::executor,
-                             std::chrono::milliseconds(delay_ms));
-    auto [ec] = co_await timer.async_wait(stop.bind(use_tuple));
+    asio::steady_timer timer(stop.executor(), std::chrono::milliseconds(delay_ms));
+    auto [ec] = co_await timer.async_wait(stop.token());
     if (ec || stop.requested()) {
       cancelled.fetch_add(1, std::memory_order_relaxed);
       co_return cancelled_reply();
@@ -588,13 +584,13 @@ Client::Client(asio::io_context& ioc, ClientOptions options)
 Client::~Client() = default;
 
 namespace {
-// An answer known before any I/O, in the awaitable get() returns.
-asio::awaitable<Reply> answer(Reply reply) { co_return reply; }
+// An answer known before any I/O, in the Task get() returns.
+Task<Reply> answer(Reply reply) { co_return reply; }
 }  // namespace
 
 // Not a coroutine itself: it returns the coroutine that does the call, one
 // frame per call instead of two.
-asio::awaitable<Reply> Client::get(const Call& call, Stop stop) {
+Task<Reply> Client::get(const Call& call, Stop stop) {
   Url url;
   if (!parse_url(call.url, url)) return answer(transport_reply("bad url: " + call.url));
   if (url.scheme == "http") return impl_->http_get(call, url, stop);

@@ -5,7 +5,6 @@
 // Private to orchlab_patterns; Beast stays in client.cpp.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
@@ -54,7 +53,7 @@ class Client {
   /// flight is cancelled (terminal) and its connection closed, never pooled,
   /// so the service sees the client leave; the Reply is ReplyError::cancelled.
   /// Must run on a Group's strand (the Stop is only valid there).
-  asio::awaitable<Reply> get(const Call& call, Stop stop);
+  Task<Reply> get(const Call& call, Stop stop);
 
   /// Consistent when no call is in flight; cheap enough to read any time.
   ClientStats stats() const;

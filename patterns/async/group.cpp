@@ -1,6 +1,10 @@
 // Group and Runtime: the strand-confined bookkeeping of one orchestration.
 #include "group.hpp"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
@@ -48,14 +52,18 @@ void Runtime::shutdown() {
 
 namespace detail {
 
+constexpr int kRunning = 0;
+constexpr int kDone = 1;
+constexpr int kAsleep = 2;
+
 // Everything here is touched only on `strand`, except `done` and (after done)
 // `outcome`, which hand the result to the blocked caller.
 struct GroupState {
-  GroupState(asio::any_io_executor ex, Policy p, std::shared_ptr<census::Orchestration> o,
+  GroupState(Strand ex, Policy p, std::shared_ptr<census::Orchestration> o,
              std::chrono::steady_clock::time_point due)
       : strand(std::move(ex)), deadline(strand), policy(p), orch(std::move(o)), due(due) {}
 
-  asio::any_io_executor strand;
+  Strand strand;
   asio::steady_timer deadline;
   Policy policy;
   std::shared_ptr<census::Orchestration> orch;
@@ -69,10 +77,8 @@ struct GroupState {
   std::string error;
   std::exception_ptr exception;  // the first one thrown by setup or a call
   Outcome outcome;
-  // An int, not a bool: libstdc++ waits on an int's own address, while a
-  // bool waits through a futex shared by a hashed bucket of waiters, every
-  // one of which a notify wakes (64 callers share 16 buckets).
-  std::atomic<int> done{0};
+  // kRunning, then kDone; kAsleep while the caller sleeps on it (a futex).
+  std::atomic<int> done{kRunning};
 };
 
 }  // namespace detail
@@ -80,6 +86,31 @@ struct GroupState {
 namespace {
 
 using detail::GroupState;
+
+long futex(std::atomic<int>& word, int op, int value) {
+  static_assert(sizeof(std::atomic<int>) == sizeof(int));
+  return syscall(SYS_futex, reinterpret_cast<int*>(&word), op, value, nullptr, nullptr, 0);
+}
+
+// The caller's wait for its group: it parks on a futex at once, with no spin
+// (std::atomic::wait spins with sched_yield first, which on 2 cores shared by
+// 64 callers hands the core around for nothing), and the group wakes it with
+// one system call, only if it sleeps.
+void wait_done(std::atomic<int>& done) {
+  int v = detail::kRunning;
+  if (!done.compare_exchange_strong(v, detail::kAsleep, std::memory_order_acquire)) return;
+  while (done.load(std::memory_order_acquire) != detail::kDone) {
+    futex(done, FUTEX_WAIT_PRIVATE, detail::kAsleep);  // returns at once if no longer kAsleep
+  }
+}
+
+// The group's side, the last thing a group touches: the caller may return
+// and free the state as soon as it sees kDone, even before the wake below
+// (a wake of a futex word already freed is harmless, as for sem_post).
+void hand_over(std::atomic<int>& done) {
+  if (done.exchange(detail::kDone, std::memory_order_acq_rel) == detail::kAsleep)
+    futex(done, FUTEX_WAKE_PRIVATE, 1);
+}
 
 // The same words as the thread exhibits ("HTTP 503"), plus what the
 // transport said.
@@ -121,8 +152,7 @@ void maybe_complete(GroupState& s) noexcept {
   } catch (...) {
     if (!s.exception) s.exception = std::current_exception();
   }
-  s.done.store(1, std::memory_order_release);
-  s.done.notify_one();
+  hand_over(s.done);
 }
 
 // The first exception wins; it stops the siblings as the first error does
@@ -142,17 +172,24 @@ void record_exception(GroupState& s, std::exception_ptr e) noexcept {
 detail::Child& Group::add_child() {
   GroupState& s = *state_;
   detail::Child& c = s.children.emplace_back();
+  c.strand = &s.strand;
   c.deadline_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(s.due.time_since_epoch()).count();
   c.cancel_requested = s.cancelling;
-  c.task.emplace(s.orch);
+  c.task.emplace(census::Task::Borrowed{}, s.orch.get());  // s.orch outlives the children
   s.slots.emplace_back();
   ++s.outstanding;
   ++started_;
   return c;
 }
 
-void Group::finish(GroupState& s, std::size_t index, std::exception_ptr e, Reply reply) {
+void Group::abandon(detail::Child& c) noexcept {
+  c.finished = true;
+  c.task.reset();
+  --state_->outstanding;
+}
+
+void Group::finish(GroupState& s, std::size_t index, std::exception_ptr e, Reply reply) noexcept {
   detail::Child& c = s.children[index];
   c.finished = true;
   try {
@@ -189,12 +226,7 @@ Outcome run_group_impl(Runtime& runtime, std::chrono::nanoseconds deadline, Poli
   asio::post(state->strand, [state, setup, context] {
     GroupState& s = *state;
     try {
-      s.deadline.expires_at(s.due);
-      s.deadline.async_wait([state](const boost::system::error_code& ec) {
-        if (ec || state->completed) return;
-        cancel_all(*state);
-      });
-      Group group(state, s.strand);
+      Group group(state);
       setup(context, group);
     } catch (...) {
       // The calls already started are cancelled and waited for; then the
@@ -202,9 +234,24 @@ Outcome run_group_impl(Runtime& runtime, std::chrono::nanoseconds deadline, Poli
       record_exception(s, std::current_exception());
     }
     s.setting_up = false;
+    // The deadline's timer, armed only if a call is still running: calls
+    // that all answered inside setup (in-process ones) need none. Armed
+    // after setup as before it, its handler could not have run earlier
+    // (this is the strand); a deadline already past fires at once.
+    if (s.outstanding != 0) {
+      try {
+        s.deadline.expires_at(s.due);
+        s.deadline.async_wait([state](const boost::system::error_code& ec) {
+          if (ec || state->completed) return;
+          cancel_all(*state);
+        });
+      } catch (...) {
+        record_exception(s, std::current_exception());
+      }
+    }
     maybe_complete(s);
   });
-  state->done.wait(0, std::memory_order_acquire);
+  wait_done(state->done);
   if (state->exception) std::rethrow_exception(state->exception);
   return std::move(state->outcome);
 }

@@ -1,14 +1,12 @@
 // The machinery behind the async-group exhibit: an io_context pool (Runtime),
 // the cancellation view one call gets of its group (Stop), and Group, the
-// coroutine analog of errgroup.WithContext + context.WithTimeout.
+// coroutine analog of errgroup.WithContext + context.WithTimeout. The calls
+// are Tasks (task.hpp) on the group's strand.
 //
 // Private to orchlab_patterns (Asio headers stay out of the public ones).
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
@@ -25,10 +23,9 @@
 
 #include "orchlab/census.hpp"
 #include "orchlab/pattern.hpp"
+#include "task.hpp"
 
 namespace orchlab::async {
-
-namespace asio = boost::asio;
 
 /// An io_context run by a fixed set of threads: the only OS threads async-group
 /// ever uses, whatever the fan-out. Owned by the pattern.
@@ -65,6 +62,7 @@ struct GroupState;
 /// One call of a group. Lives in the group's state at a stable address and is
 /// only touched on the group's strand.
 struct Child {
+  const Strand* strand = nullptr;  // the group's
   asio::cancellation_signal signal;
   bool cancel_requested = false;
   bool finished = false;
@@ -79,7 +77,7 @@ struct Child {
 /// NOTE: a cancellation is delivered twice, on purpose: `requested()` turns
 /// true, and a terminal cancellation is emitted to whatever asynchronous
 /// operation is bound to slot() at that moment. A call must bind every
-/// operation it awaits to the slot (bind()) and test requested() after every
+/// operation it awaits to the slot (token()) and test requested() after every
 /// co_await: an emit that lands while no operation is bound (between two
 /// operations) is otherwise lost.
 class Stop {
@@ -89,11 +87,11 @@ class Stop {
   asio::cancellation_slot slot() const { return child_->signal.slot(); }
   /// Absolute steady-clock (CLOCK_MONOTONIC) deadline of the group, in ns.
   std::int64_t deadline_ns() const { return child_->deadline_ns; }
-  /// `token` with this call's cancellation slot bound to it.
-  template <class Token>
-  auto bind(Token token) const {
-    return asio::bind_cancellation_slot(slot(), std::move(token));
-  }
+  /// The group's strand, where the call runs.
+  const Strand& executor() const { return *child_->strand; }
+  /// The token for an operation the call co_awaits: UseTask on the strand,
+  /// with this call's cancellation slot bound to it.
+  UseTask token() const { return UseTask{executor(), slot()}; }
 
  private:
   detail::Child* child_;
@@ -108,31 +106,50 @@ class Stop {
 /// function (which runs on the group's strand).
 class Group {
  public:
-  /// Starts `f(stop)` as a coroutine on the group's strand. `f` is a callable
-  /// taking a Stop and returning asio::awaitable<Reply>; it is kept alive
-  /// (moved into the coroutine's launcher) until the call has finished.
+  /// Starts `f(stop)` on the group's strand, at once: it runs inline until
+  /// its first co_await that suspends (a call that needs none has finished
+  /// when go() returns). `f` is a callable taking a Stop and returning
+  /// Task<Reply>; it is kept alive (in the call's root frame) until the call
+  /// has finished.
   template <class F>
   void go(F f) {
     detail::Child& child = add_child();
-    const std::size_t index = started_ - 1;
-    asio::co_spawn(
-        executor_, [f = std::move(f), stop = Stop(&child)]() mutable { return f(stop); },
-        [state = state_, index](std::exception_ptr e, Reply reply) {
-          finish(*state, index, std::move(e), std::move(reply));
-        });
+    try {
+      launch(std::move(f), Stop(&child), state_.get(), started_ - 1);
+    } catch (...) {
+      // Thrown before the call began (its frame could not be made, or `f`
+      // not moved into it): not outstanding, or the group would never end.
+      abandon(child);
+      throw;
+    }
   }
 
  private:
   friend Outcome run_group_impl(Runtime&, std::chrono::nanoseconds, Policy, void (*)(void*, Group&),
                                 void*);
-  Group(std::shared_ptr<detail::GroupState> state, asio::any_io_executor executor)
-      : state_(std::move(state)), executor_(std::move(executor)) {}
+  explicit Group(std::shared_ptr<detail::GroupState> state) : state_(std::move(state)) {}
   detail::Child& add_child();
+  void abandon(detail::Child& child) noexcept;
   static void finish(detail::GroupState& state, std::size_t index, std::exception_ptr e,
-                     Reply reply);
+                     Reply reply) noexcept;
+
+  // The call's root: awaits f(stop) and hands the reply or the exception to
+  // finish(). The group outlives it: its caller holds the state until the
+  // last call's finish() has handed the outcome over, the last thing that
+  // call touches (then only this frame is freed).
+  template <class F>
+  static detail::Detached launch(F f, Stop stop, detail::GroupState* state, std::size_t index) {
+    std::exception_ptr e;
+    Reply reply;
+    try {
+      reply = co_await f(stop);
+    } catch (...) {
+      e = std::current_exception();
+    }
+    finish(*state, index, std::move(e), std::move(reply));
+  }
 
   std::shared_ptr<detail::GroupState> state_;
-  asio::any_io_executor executor_;
   std::size_t started_ = 0;
 };
 

@@ -146,7 +146,11 @@ CurrentGuard::CurrentGuard(std::shared_ptr<Orchestration> o) : previous_(std::mo
 
 CurrentGuard::~CurrentGuard() { t_current = std::move(previous_); }
 
-Task::Task(std::shared_ptr<Orchestration> o) : orch_(std::move(o)) {
+Task::Task(std::shared_ptr<Orchestration> o) : keep_(std::move(o)), orch_(keep_.get()) { start(); }
+
+Task::Task(Borrowed, Orchestration* o) : orch_(o) { start(); }
+
+void Task::start() {
   auto& g = global();
   g.tasks_started.fetch_add(1);
   g.live.fetch_add(1);

@@ -4,11 +4,8 @@
 // function, and inproc:// honouring a stop that fired before it started.
 #include <gtest/gtest.h>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -54,9 +51,9 @@ TEST(AsyncClientTest, CancelWhileAReadCompletionWaitsOnTheStrandIsNotLost) {
     g.go([&](Stop stop) { return client.get(b, stop); });
     // C: holds the strand from 95 to 135 ms, so that B's answer and A's next
     // piece both queue behind it.
-    g.go([](Stop stop) -> asio::awaitable<Reply> {
-      asio::steady_timer timer(co_await asio::this_coro::executor, 95ms);
-      co_await timer.async_wait(stop.bind(asio::as_tuple(asio::use_awaitable)));
+    g.go([](Stop stop) -> Task<Reply> {
+      asio::steady_timer timer(stop.executor(), 95ms);
+      co_await timer.async_wait(stop.token());
       std::this_thread::sleep_for(40ms);
       co_return Reply{200, {}, ReplyError::none};
     });
@@ -135,7 +132,7 @@ TEST(AsyncGroupExceptionTest, AnExceptionFromACallCancelsItsSiblingsAndReachesTh
   EXPECT_THROW(run_group(runtime, 20000ms, Policy::fail_fast,
                          [&](Group& g) {
                            g.go([&](Stop stop) { return client.get(slow, stop); });
-                           g.go([](Stop) -> asio::awaitable<Reply> {
+                           g.go([](Stop) -> Task<Reply> {
                              throw std::string("not a std::exception");
                              co_return Reply{};
                            });
@@ -179,8 +176,8 @@ TEST(AsyncClientTest, AnExceptionInACallGivesItsPoolPlaceBack) {
 TEST(AsyncGroupVerdictTest, TimedOutIsTheClockNotWhetherTheTimerRan) {
   Runtime runtime(2);
   const Outcome out = run_group(runtime, 50ms, Policy::collect_all, [&](Group& g) {
-    g.go([](Stop) -> asio::awaitable<Reply> { co_return Reply{0, {}, ReplyError::cancelled}; });
-    g.go([](Stop) -> asio::awaitable<Reply> {
+    g.go([](Stop) -> Task<Reply> { co_return Reply{0, {}, ReplyError::cancelled}; });
+    g.go([](Stop) -> Task<Reply> {
       std::this_thread::sleep_for(100ms);  // holds the strand across the deadline
       co_return Reply{503, {}, ReplyError::http};
     });
@@ -190,21 +187,21 @@ TEST(AsyncGroupVerdictTest, TimedOutIsTheClockNotWhetherTheTimerRan) {
 }
 
 // Stop's contract: a call whose stop fired before it began does nothing.
-// Here the first error comes while the second call is busy before its get(),
-// so the cancellation emit finds nothing bound; inproc:// with a delay used
-// to start its timer regardless and ran the whole 10 s.
+// Here the first error has come before the second call reaches its get(),
+// so no cancellation emit reaches its timer; inproc:// with a delay used to
+// start its timer regardless and ran the whole 10 s.
 TEST(AsyncClientTest, InprocChecksTheStopBeforeItStarts) {
   Runtime runtime(2);
   Client client(runtime.context(), {});
   const Call slow{"inproc://slow?delay_ms=10000"};
   const auto t0 = Clock::now();
   const Outcome out = run_group(runtime, 20000ms, Policy::fail_fast, [&](Group& g) {
-    g.go([](Stop) -> asio::awaitable<Reply> { co_return Reply{503, {}, ReplyError::http}; });
-    // Yields the strand first, so the 503 is in and the cancellation emitted
-    // (to nothing) before get() begins.
-    g.go([&](Stop stop) -> asio::awaitable<Reply> {
+    g.go([](Stop) -> Task<Reply> { co_return Reply{503, {}, ReplyError::http}; });
+    // Yields the strand first (the 503 above answered inside its go()), so
+    // this call's stop has fired before get() begins.
+    g.go([&](Stop stop) -> Task<Reply> {
       for (int i = 0; i < 3; ++i)
-        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+        co_await asio::post(stop.executor(), stop.token());
       co_return co_await client.get(slow, stop);
     });
   });

@@ -79,12 +79,20 @@ class CurrentGuard {
 class Task {
  public:
   explicit Task(std::shared_ptr<Orchestration> o);
+  struct Borrowed {};
+  /// The same, without a reference of its own to `o`, for a task whose
+  /// owner holds the orchestration longer than the task (async-group's
+  /// calls: two atomic operations fewer per call).
+  /// REQUIRES: `*o` outlives the task.
+  Task(Borrowed, Orchestration* o);
   ~Task();
   Task(const Task&) = delete;
   Task& operator=(const Task&) = delete;
 
  private:
-  std::shared_ptr<Orchestration> orch_;
+  void start();
+  std::shared_ptr<Orchestration> keep_;
+  Orchestration* orch_ = nullptr;
 };
 
 /// Records that a downstream call completed (an answer or an error arrived)
