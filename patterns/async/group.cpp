@@ -1,10 +1,6 @@
 // Group and Runtime: the strand-confined bookkeeping of one orchestration.
 #include "group.hpp"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
@@ -52,10 +48,6 @@ void Runtime::shutdown() {
 
 namespace detail {
 
-constexpr int kRunning = 0;
-constexpr int kDone = 1;
-constexpr int kAsleep = 2;
-
 // Everything here is touched only on `strand`, except `done` and (after done)
 // `outcome`, which hand the result to the blocked caller.
 struct GroupState {
@@ -77,8 +69,14 @@ struct GroupState {
   std::string error;
   std::exception_ptr exception;  // the first one thrown by setup or a call
   Outcome outcome;
-  // kRunning, then kDone; kAsleep while the caller sleeps on it (a futex).
-  std::atomic<int> done{kRunning};
+  // The caller waits with std::atomic::wait, which spins 16 rounds (the last
+  // four with sched_yield) before it sleeps on a futex: with 64 callers on 2
+  // cores a group often ends during the spin. A bare futex wait without the
+  // spin lost on both benchmarks (docs/async_group.md, fourth pass). An int,
+  // not a bool: libstdc++ waits on an int's own address, while a bool waits
+  // through a futex shared by a hashed bucket of waiters, every one of which
+  // a notify wakes (64 callers share 16 buckets).
+  std::atomic<int> done{0};
 };
 
 }  // namespace detail
@@ -86,31 +84,6 @@ struct GroupState {
 namespace {
 
 using detail::GroupState;
-
-long futex(std::atomic<int>& word, int op, int value) {
-  static_assert(sizeof(std::atomic<int>) == sizeof(int));
-  return syscall(SYS_futex, reinterpret_cast<int*>(&word), op, value, nullptr, nullptr, 0);
-}
-
-// The caller's wait for its group: it parks on a futex at once, with no spin
-// (std::atomic::wait spins with sched_yield first, which on 2 cores shared by
-// 64 callers hands the core around for nothing), and the group wakes it with
-// one system call, only if it sleeps.
-void wait_done(std::atomic<int>& done) {
-  int v = detail::kRunning;
-  if (!done.compare_exchange_strong(v, detail::kAsleep, std::memory_order_acquire)) return;
-  while (done.load(std::memory_order_acquire) != detail::kDone) {
-    futex(done, FUTEX_WAIT_PRIVATE, detail::kAsleep);  // returns at once if no longer kAsleep
-  }
-}
-
-// The group's side, the last thing a group touches: the caller may return
-// and free the state as soon as it sees kDone, even before the wake below
-// (a wake of a futex word already freed is harmless, as for sem_post).
-void hand_over(std::atomic<int>& done) {
-  if (done.exchange(detail::kDone, std::memory_order_acq_rel) == detail::kAsleep)
-    futex(done, FUTEX_WAKE_PRIVATE, 1);
-}
 
 // The same words as the thread exhibits ("HTTP 503"), plus what the
 // transport said.
@@ -152,7 +125,12 @@ void maybe_complete(GroupState& s) noexcept {
   } catch (...) {
     if (!s.exception) s.exception = std::current_exception();
   }
-  hand_over(s.done);
+  // The caller may return and free the state as soon as it sees 1: this is
+  // the last thing the group touches. The notify after the store is safe
+  // for the same reason sem_post is: libstdc++ checks a waiter count in its
+  // own table and makes a futex call on the address, never a read of it.
+  s.done.store(1, std::memory_order_release);
+  s.done.notify_one();
 }
 
 // The first exception wins; it stops the siblings as the first error does
@@ -251,7 +229,7 @@ Outcome run_group_impl(Runtime& runtime, std::chrono::nanoseconds deadline, Poli
     }
     maybe_complete(s);
   });
-  wait_done(state->done);
+  state->done.wait(0, std::memory_order_acquire);
   if (state->exception) std::rethrow_exception(state->exception);
   return std::move(state->outcome);
 }
