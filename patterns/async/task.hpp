@@ -48,8 +48,8 @@ inline constexpr bool kFrameFreeLists = true;
 
 /// Memory for coroutine frames and operation handlers: per-thread free lists
 /// of 64-byte size classes (up to 1,984 bytes, larger goes to operator new). A
-/// block freed on another thread joins that thread's list. Under ASan every
-/// block goes to operator new/delete, so a use after free is still seen.
+/// block freed on another thread joins that thread's list; a list keeps at
+/// most 1,024 blocks, the rest goes back to operator delete.
 void* frame_allocate(std::size_t size);
 void frame_deallocate(void* p, std::size_t size) noexcept;
 
