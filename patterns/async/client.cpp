@@ -175,13 +175,18 @@ bool reusable(Conn& c, std::int64_t now) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-// One acquire parked on a full pool. Woken on its own strand (timer.cancel()
-// posted there) when release/discard hands it a connection or a place.
+// One acquire parked on a full pool, in its call's frame. release/discard
+// hand it a connection or a place; a cancellation of its call takes it off
+// the queue. Whichever comes first (`woken`, under the host's lock) posts
+// its resumption to its strand; the other does nothing.
 struct Waiter {
-  explicit Waiter(asio::any_io_executor ex) : timer(std::move(ex)) {}
-  asio::steady_timer timer;
+  explicit Waiter(Strand s) : strand(std::move(s)) {}
+  Strand strand;
+  std::coroutine_handle<> resume;
   std::unique_ptr<Conn> conn;  // null with granted: a place to open a new one
-  bool granted = false;
+  bool parked = false;         // queued (the pool was full): under the lock
+  bool granted = false;        // under the lock
+  bool woken = false;          // a resumption is posted: under the lock
 };
 
 struct Host {
@@ -191,12 +196,32 @@ struct Host {
   ProfiledMutex mu;
   std::vector<std::unique_ptr<Conn>> idle;
   std::size_t open = 0;  // idle + busy + connecting: bounded by max_conns_per_host
-  std::deque<std::shared_ptr<Waiter>> waiters;
+  std::deque<Waiter*> waiters;
 };
 
-void wake(const std::shared_ptr<Waiter>& w) {
-  asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+// After `woken` was set under the lock: nothing else resumes the waiter, and
+// its frame lives until this resumption runs.
+void wake(Waiter& w) {
+  asio::post(w.strand, [h = w.resume] { h.resume(); });
 }
+
+// The cancellation handler of a parked acquire, in its call's slot: emitted
+// on the call's strand, it may race a release on another thread; the lock
+// and `woken` decide.
+struct CancelWait {
+  CancelWait(Host& host, Waiter& waiter) : h(host), w(waiter) {}
+  void operator()(asio::cancellation_type_t /*type*/) {
+    {
+      std::lock_guard lock(h.mu);
+      if (w.woken) return;
+      w.woken = true;
+      std::erase(h.waiters, &w);
+    }
+    wake(w);
+  }
+  Host& h;
+  Waiter& w;
+};
 
 }  // namespace
 
@@ -311,59 +336,73 @@ struct Client::Impl {
 
   // A connection of `h` once one comes back or a place frees up, or null
   // when `stop` fired while waiting for one.
-  Task<std::unique_ptr<Conn>> wait_for_conn(Host& h, Stop stop) {
-    auto w = std::make_shared<Waiter>(stop.executor());
-    {
+  // Parks `w` on `h` unless a connection or a place is at hand under the
+  // lock that registers it (one released since try_acquire() must not be
+  // missed): the coroutine then does not suspend at all.
+  struct Park {
+    Impl& impl;
+    Host& h;
+    Waiter& w;
+    asio::cancellation_slot slot;
+    bool await_ready() noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> c) {
+      w.resume = c;
       const std::int64_t now = now_ns();
       std::lock_guard lock(h.mu);
-      // Asked again under the lock that registers the waiter: a connection
-      // released since try_acquire() must not be missed.
-      if (std::unique_ptr<Conn> c = take_locked(h, now)) co_return c;
-      h.waiters.push_back(w);
-    }
-    acquires_waited.fetch_add(1, std::memory_order_relaxed);
-    const std::int64_t t0 = now_ns();
-    w->timer.expires_at(asio::steady_timer::time_point::max());
-    // Woken either by a release (timer.cancel posted to this strand) or by
-    // the call's cancellation; the flags below tell which.
-    (void)co_await w->timer.async_wait(stop.token());
-    std::unique_ptr<Conn> c;
-    bool granted = false;
-    {
-      std::lock_guard lock(h.mu);
-      granted = w->granted;
-      if (granted) {
-        c = std::move(w->conn);
-      } else {
-        std::erase(h.waiters, w);
+      if (std::unique_ptr<Conn> conn = impl.take_locked(h, now)) {
+        w.conn = std::move(conn);
+        w.granted = true;
+        return false;
       }
+      slot.emplace<CancelWait>(h, w);  // may throw: before the waiter is queued
+      h.waiters.push_back(&w);
+      w.parked = true;
+      impl.acquires_waited.fetch_add(1, std::memory_order_relaxed);
+      return true;
     }
+    void await_resume() noexcept {}
+  };
+
+  // A connection of `h` once one comes back or a place frees up, or null
+  // when `stop` fired while waiting for one. No timer, no shared state: the
+  // waiter lives in this frame, a release resumes it with one post.
+  Task<std::unique_ptr<Conn>> wait_for_conn(Host& h, Stop stop) {
+    Waiter w(stop.executor());
+    const std::int64_t t0 = now_ns();
+    co_await Park{*this, h, w, stop.slot()};
+    if (!w.parked) co_return std::move(w.conn);
+    // Resumed on the strand, where emits happen: the handler goes before
+    // another operation binds the slot. The fields below were written under
+    // the lock before the resumption was posted.
+    stop.slot().clear();
     record_wait(now_ns() - t0);
-    if (!granted) co_return nullptr;
+    if (!w.granted) co_return nullptr;
+    std::unique_ptr<Conn> c = std::move(w.conn);
     if (!c) c = std::make_unique<Conn>(ioc);
     if (stop.requested()) {
       give_back(h, std::move(c));
       co_return nullptr;
     }
-    co_return std::move(c);
+    co_return c;
   }
 
   // Returns a healthy connection: to the first waiter, else to the pool.
   void release(Host& h, std::unique_ptr<Conn> c) {
     c->idle_since_ns = now_ns();
-    std::shared_ptr<Waiter> w;
+    Waiter* w = nullptr;
     {
       std::lock_guard lock(h.mu);
       if (h.waiters.empty()) {
         h.idle.push_back(std::move(c));
         return;
       }
-      w = std::move(h.waiters.front());
+      w = h.waiters.front();
       h.waiters.pop_front();
       w->conn = std::move(c);
       w->granted = true;
+      w->woken = true;
     }
-    wake(w);
+    wake(*w);
   }
 
   // Closes a connection that must not be reused and frees its place (handed
@@ -375,18 +414,19 @@ struct Client::Impl {
       c->socket.close(ignored);
       c.reset();
     }
-    std::shared_ptr<Waiter> w;
+    Waiter* w = nullptr;
     {
       std::lock_guard lock(h.mu);
       if (h.waiters.empty()) {
         --h.open;
         return;
       }
-      w = std::move(h.waiters.front());
+      w = h.waiters.front();
       h.waiters.pop_front();
       w->granted = true;
+      w->woken = true;
     }
-    wake(w);
+    wake(*w);
   }
 
   void give_back(Host& h, std::unique_ptr<Conn> c) {

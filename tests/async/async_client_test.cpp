@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "async/client.hpp"
 #include "async/group.hpp"
@@ -167,6 +168,52 @@ TEST(AsyncClientTest, AnExceptionInACallGivesItsPoolPlaceBack) {
   });
   EXPECT_EQ(out.verdict, Verdict::complete) << out.error;
   EXPECT_EQ(client.stats().acquires_waited, 0u) << "the pool place was lost";
+}
+
+// Acquires parked on a full pool race the releases of other groups' calls
+// (other strands, other threads) and their own group's cancellation: a
+// waiter is resumed exactly once, by whichever comes first, and a place
+// granted to a call cancelled at the same moment is given back. A lost place
+// would leave the last group, 8 calls on a pool of 2, waiting to its
+// deadline; a place counted back twice would let it run 3 requests at once.
+// (The service's max_open_connections over the storm is no check: a
+// connection the client closed counts there until the service sees it go.)
+TEST(AsyncClientTest, ParkedAcquiresRaceReleasesAndCancellationsWithoutLosingAPlace) {
+  auto fleet = one_service();
+  const std::string base = fleet->url("a");
+  Runtime runtime(2);
+  Client client(runtime.context(), {.max_conns_per_host = 2});
+  std::vector<Call> calls;
+  for (int i = 0; i < 6; ++i) calls.push_back(Call{base + "/x?delay_ms=" + std::to_string(i % 3)});
+  std::vector<Call> errors;
+  for (int i = 1; i <= 4; ++i)
+    errors.push_back(Call{"inproc://e?status=503&delay_ms=" + std::to_string(i)});
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&, t] {
+      for (int r = 0; r < 25; ++r) {
+        (void)run_group(runtime, 5000ms, Policy::fail_fast, [&](Group& g) {
+          for (const Call& c : calls) g.go([&c, &client](Stop stop) { return client.get(c, stop); });
+          const Call& e = errors[static_cast<std::size_t>(t + r) % errors.size()];
+          g.go([&e, &client](Stop stop) { return client.get(e, stop); });
+        });
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  EXPECT_GT(client.stats().acquires_waited, 0u);
+  EXPECT_GT(client.stats().cancelled, 0u);
+
+  std::this_thread::sleep_for(100ms);  // the service sees the closed connections go
+  fleet->reset();
+  const Call y{base + "/y?delay_ms=20"};
+  const auto t0 = Clock::now();
+  const Outcome out = run_group(runtime, 5000ms, Policy::fail_fast, [&](Group& g) {
+    for (int i = 0; i < 8; ++i) g.go([&y, &client](Stop stop) { return client.get(y, stop); });
+  });
+  EXPECT_EQ(out.verdict, Verdict::complete) << out.error;
+  EXPECT_LT(Clock::now() - t0, 2000ms) << "a pool place was lost";
+  EXPECT_LE(fleet->stats("a").at("max_in_flight").get<long>(), 2);
 }
 
 // timed_out has one definition: the orchestration returned at or after its
