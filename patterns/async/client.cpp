@@ -525,8 +525,7 @@ struct Client::Impl {
       sent = 0;
     }
     if (!wec && sent < req.size()) {
-      auto [ec, n] =
-          co_await asio::async_write(c->socket, asio::buffer(req) + sent, stop.token());
+      auto [ec, n] = co_await asio::async_write(c->socket, asio::buffer(req) + sent, stop.token());
       wec = ec;
     }
     if (wec || stop.requested()) co_return fail(*h, std::move(c), wec, stop, "write");

@@ -35,7 +35,16 @@ FreeLists::~FreeLists() {
   }
 }
 
-std::size_t size_class(std::size_t size) { return size == 0 ? 1 : (size + kGranule - 1) / kGranule; }
+std::size_t size_class(std::size_t size) {
+  return size == 0 ? 1 : (size + kGranule - 1) / kGranule;
+}
+
+// A new block of class `c`, always the class's whole size: a block may end
+// in another thread's list and be reused there for any size of its class.
+void* new_block(std::size_t c) {
+  const std::size_t bytes = c * kGranule;
+  return ::operator new(bytes);
+}
 
 }  // namespace
 
@@ -43,15 +52,14 @@ void* frame_allocate(std::size_t size) {
   if constexpr (!kFrameFreeLists) return ::operator new(size);
   const std::size_t c = size_class(size);
   if (c >= kClasses) return ::operator new(size);
-  // Always the class's whole size: a block may end in another thread's list.
-  if (lists_gone) return ::operator new(c * kGranule);
+  if (lists_gone) return new_block(c);
   FreeLists& l = lists;
   if (FreeLists::Node* n = l.head[c]) {
     l.head[c] = n->next;
     --l.count[c];
     return n;
   }
-  return ::operator new(c * kGranule);
+  return new_block(c);
 }
 
 void frame_deallocate(void* p, std::size_t size) noexcept {

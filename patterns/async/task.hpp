@@ -216,11 +216,9 @@ struct UseTask {
 template <class R, class... Args>
 struct boost::asio::async_result<orchlab::async::UseTask, R(Args...)> {
   template <class Initiation, class... InitArgs>
-  static auto initiate(Initiation&& initiation, orchlab::async::UseTask token,
-                       InitArgs&&... args) {
-    return orchlab::async::detail::OpAwaiter<std::decay_t<Initiation>,
-                                             std::tuple<std::decay_t<InitArgs>...>,
-                                             std::decay_t<Args>...>{
+  static auto initiate(Initiation&& initiation, orchlab::async::UseTask token, InitArgs&&... args) {
+    return orchlab::async::detail::OpAwaiter<
+        std::decay_t<Initiation>, std::tuple<std::decay_t<InitArgs>...>, std::decay_t<Args>...>{
         std::forward<Initiation>(initiation),
         std::tuple<std::decay_t<InitArgs>...>(std::forward<InitArgs>(args)...),
         std::move(token.strand),

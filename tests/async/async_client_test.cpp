@@ -193,7 +193,8 @@ TEST(AsyncClientTest, ParkedAcquiresRaceReleasesAndCancellationsWithoutLosingAPl
     callers.emplace_back([&, t] {
       for (int r = 0; r < 25; ++r) {
         (void)run_group(runtime, 5000ms, Policy::fail_fast, [&](Group& g) {
-          for (const Call& c : calls) g.go([&c, &client](Stop stop) { return client.get(c, stop); });
+          for (const Call& c : calls)
+            g.go([&c, &client](Stop stop) { return client.get(c, stop); });
           const Call& e = errors[static_cast<std::size_t>(t + r) % errors.size()];
           g.go([&e, &client](Stop stop) { return client.get(e, stop); });
         });
@@ -247,8 +248,7 @@ TEST(AsyncClientTest, InprocChecksTheStopBeforeItStarts) {
     // Yields the strand first (the 503 above answered inside its go()), so
     // this call's stop has fired before get() begins.
     g.go([&](Stop stop) -> Task<Reply> {
-      for (int i = 0; i < 3; ++i)
-        co_await asio::post(stop.executor(), stop.token());
+      for (int i = 0; i < 3; ++i) co_await asio::post(stop.executor(), stop.token());
       co_return co_await client.get(slow, stop);
     });
   });

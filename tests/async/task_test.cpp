@@ -2,13 +2,14 @@
 // Group: values and exceptions through nested Tasks, resumption on the
 // group's strand whatever executor an operation completes on, cancellation
 // through the Stop's slot, and the frame memory's free lists.
+#include "async/task.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
-#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -17,7 +18,6 @@
 #include <vector>
 
 #include "async/group.hpp"
-#include "async/task.hpp"
 
 namespace orchlab::async {
 namespace {
@@ -190,7 +190,8 @@ TEST(FrameMemoryTest, LiveBlocksNeverOverlapAcrossClassesAndThreads) {
 }
 
 TEST(FrameMemoryTest, AFreedBlockIsReusedForItsSizeClassOnItsThread) {
-  if (!detail::kFrameFreeLists) GTEST_SKIP() << "ASan build: frames are plain allocations (task.cpp)";
+  if (!detail::kFrameFreeLists)
+    GTEST_SKIP() << "ASan build: frames are plain allocations (task.cpp)";
   void* p = detail::frame_allocate(100);
   detail::frame_deallocate(p, 100);
   void* q = detail::frame_allocate(120);  // the same 128-byte class
