@@ -2,7 +2,7 @@
 """Re-derive the article's comparison table and check its claims against a report.
 
 The claims are data (scenarios/claims/article.claims.json, or --claims FILE); the engine
-that turns each into a verdict with its estimate and 95 % interval is
+that turns each into a verdict with its estimate and interval (with the confidence it achieves) is
 orchlab_py/claimkit.py.
 """
 
@@ -76,8 +76,8 @@ TABLE_RULES = [
     ("Multi-core safe", "the evidence of claim 5: the contention share 1 − R(T)/R(1) of the aggregation the "
      "exhibit uses (mutex-vector for mutex-aggregation and channel-fan-in for channel-soup, each against slots; "
      "slots for the others, against slots-padded, which measures false sharing; R = its throughput ÷ the "
-     "baseline's) in BM_Aggregate at the most threads run, no work per task, with its 95 % "
-     f"bootstrap interval: **yes** when the interval lies below {CONTENDED:.0%}, **serialises** when it lies "
+     "baseline's) in BM_Aggregate at the most threads run, no work per task, with its Hodges-Lehmann "
+     f"interval (the confidence printed beside it): **yes** when the interval lies below {CONTENDED:.0%}, **serialises** when it lies "
      f"above {SERIALISES:.0%}, **contended** when above {CONTENDED:.0%}, inconclusive otherwise. Every exhibit "
      "is free of data races (the suite runs under TSan); this column measures what its aggregation costs."),
 ]
@@ -96,8 +96,13 @@ def cancellation_cell(report, p):
     cut = aborts + left
     if cut == 0:
         over = _us_to_ms(cell_max(report, HANG, p, "deadline_overshoot_p99_us"))
-        return (f"**no**: client aborts 0; no call was cut off, it waits for every call "
-                f"(deadline overshoot p99 {_n(over)} ms)")
+        if over is not None:
+            said = f"deadline overshoot p99 {_n(over)} ms"
+        else:
+            n = orchestrations(report, HANG, p)
+            said = (f"deadline overshoot p99 unknown: null in every repetition, since a p99 needs 100 "
+                    f"orchestrations in one repetition and `{HANG}` ran {_n(n)} in all")
+        return f"**no**: client aborts 0; no call was cut off, it waits for every call ({said})"
     detail = f"client aborts {_n(aborts)} of {_n(cut)} calls cut off by the deadline"
     if aborts > 0 and left == 0:
         lag_s = f"; abort lag p99 {_n(lag)} ms" if lag else ""
@@ -169,9 +174,8 @@ def multicore_cell(agg, cpus, p):
     r = claimkit.contention_share(agg, strategy, baseline, 0, threads)
     if r is None:
         return f"not testable here (no {strategy} and {baseline} runs at 1 and {threads} threads)"
-    share = (f"contention share of {strategy} against {baseline} {claimkit.fmt_number(r.estimate, '%')} "
-             f"[{claimkit.fmt_number(r.low, '%')}, {claimkit.fmt_number(r.high, '%')}] at {threads} threads, "
-             f"{r.repetitions[0]} repetitions (BM_Aggregate, no work per task)")
+    share = (f"contention share of {strategy} against {baseline} {claimkit.interval_text(r, '%')} "
+             f"at {threads} threads, {r.repetitions[0]} repetitions (BM_Aggregate, no work per task)")
     if r.low is None:
         return f"inconclusive: {share}"
     if r.high < CONTENDED:
@@ -232,24 +236,60 @@ def evaluate(claims, report, runs, src, stress=None):
 
 
 def _interval(r, unit):
-    if r is None:
-        return "null"
-    est = claimkit.fmt_number(r.estimate, unit)
-    if r.method == "exact count":
-        return f"{est} (exact count)"
-    if r.low is None:
-        return f"{est} (no interval: {r.note or 'too few repetitions'})"
-    return f"{est} [{claimkit.fmt_number(r.low, unit)}, {claimkit.fmt_number(r.high, unit)}]"
+    return claimkit.interval_text(r, unit)
 
 
 def _rests_on(r):
-    if r is None:
-        return "—"
-    reps = " vs ".join(str(n) for n in r.repetitions)
-    out = f"{reps} rep." if r.method != "exact count" else "exact"
-    if r.samples:
-        out += f", {fmt.num(r.samples)} samples"
+    return claimkit.rests_on(r)
+
+
+def _scenarios_of(claim):
+    """The report scenarios a claim's tests read, in order of first use."""
+    out = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if isinstance(x.get("scenario"), str) and x["scenario"] not in out:
+                out.append(x["scenario"])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk([t["statistic"] for t in claim["tests"] + claim.get("context", [])])
     return out
+
+
+def cells_text(report, claim):
+    """The experiment's cells as the report ran them (so the numbers in the text come from
+    the data): per scenario, fan-out, callers, the loop, deadline, pool, repetitions."""
+    scen = (report.lab or {}).get("scenarios") or {}
+    parts = []
+    for name in _scenarios_of(claim):
+        s = scen.get(name)
+        if not isinstance(s, dict):
+            continue
+        loop = (f"open loop {fmt.num(s.get('rate'))}/s" if s.get("mode") == "open" else "closed loop")
+        fan = ", ".join(str(v) for v in s.get("fanout") or [])
+        conc = ", ".join(str(v) for v in s.get("concurrency") or [])
+        bits = [f"fan-out {fan}", f"{conc} {'workers' if s.get('mode') == 'open' else 'callers'}", loop,
+                f"deadline {fmt.num(s.get('deadline_ms'))} ms"]
+        if s.get("max_conns_per_host") is not None:
+            bits.append(f"{s['max_conns_per_host']} connections per host")
+        if s.get("limit") is not None and any("bounded" in p for p in s.get("patterns") or []):
+            bits.append(f"bounded-group limit {s['limit']}")
+        bits.append(f"{s.get('repetitions')} repetitions of {fmt.num(s.get('duration_s'))} s")
+        parts.append(f"`{name}`: " + ", ".join(bits))
+    return "; ".join(parts)
+
+
+def _verdict_line(v):
+    """The verdict and what decided it; a combine-any claim says so here."""
+    if v.claim.get("combine") == "any" and v.verdict != claimkit.NOT_TESTABLE:
+        return (f"{v.verdict}, decided by any one of its tests (combine: any — supported when one test is, "
+                f"refuted only when all are) — {v.reason}")
+    return f"{v.verdict} — {v.reason}"
 
 
 def summary_rows(verdicts):
@@ -283,9 +323,11 @@ def render_md(report, micro_path, table, verdicts, claims_path):
         out += ["> The run was interrupted: some cells are missing.", ""]
     out += ["## Summary", "",
             "Each verdict is one of supported, refuted, inconclusive, not testable here. Supported or "
-            "refuted only when the 95 % interval lies wholly on one side of the claim's threshold; "
-            "the number is the estimate [95 % interval].", "",
-            fmt.md_table(["#", "claim", "verdict", "the number [95 % interval]", "rests on", "precondition"],
+            "refuted only when the interval lies wholly on one side of the claim's threshold; the number "
+            "is the estimate [interval] with the confidence the interval achieves at these repetitions "
+            "(95 % asked; a sign-test interval over 6 repetitions is their range, 96.9 %); it rests on the "
+            "independent units named (repetitions or runs), the orchestrations behind them are context.", "",
+            fmt.md_table(["#", "claim", "verdict", "the number [interval] (confidence)", "rests on", "precondition"],
                          summary_rows(verdicts)), ""]
     out += ["## The comparison table", "",
             fmt.md_table(["pattern", "Cancellation", "Leak risk", "Error propagation", "Multi-core safe"], table),
@@ -296,10 +338,21 @@ def render_md(report, micro_path, table, verdicts, claims_path):
         out += [f"### {i + 1}. {v.statement} — **{v.verdict}**", ""]
         if v.claim.get("experiment"):
             out += [f"*Experiment:* {v.claim['experiment']}.", ""]
-        out += [f"*Verdict:* {v.verdict} — {v.reason}.", "", "*Tests (they decide):*", ""]
+        cells = cells_text(report, v.claim)
+        if cells:
+            out += [f"*Cells, as run:* {cells}.", ""]
+        decides = v.verdict != claimkit.NOT_TESTABLE or not v.claim.get("precondition")
+        head = "*Tests (they decide):*" if decides else \
+            "*Tests (computed and shown; they do not decide, the claim is not testable here):*"
+        out += [f"*Verdict:* {_verdict_line(v)}.", "", head, ""]
         for t, r, tv, why in v.tests:
+            if decides:
+                outcome = f"→ **{tv}**" + ("" if r is not None else f" ({why})")
+            else:
+                outcome = (f"→ would be {tv} on this evidence; does not decide ({v.reason})" if r is not None
+                           else f"→ {tv} ({why})")
             out.append(f"- {t['label']}: {_interval(r, t.get('unit'))}, rests on {_rests_on(r)}; "
-                       f"rule: {claimkit.rule_text(t)} → **{tv}**" + ("" if r is not None else f" ({why})"))
+                       f"rule: {claimkit.rule_text(t)} {outcome}")
             if r is not None:
                 out += [f"  - {d}" for d in r.detail]
                 if r.note and r.low is not None:

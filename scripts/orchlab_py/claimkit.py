@@ -1,5 +1,6 @@
 """The claims engine: claims are data (scenarios/claims/article.claims.json), this module
-turns each into a verdict with its estimate, 95 % interval, repetitions and rule.
+turns each into a verdict with its estimate, interval, the confidence that interval
+achieves, what it rests on and the rule.
 
 A claim holds one or more tests; a test is a statistic, a threshold and a direction.
 The verdict of a test:
@@ -10,8 +11,24 @@ The verdict of a test:
   otherwise.
 
 No interval (too few repetitions) is inconclusive, never a verdict from a point. A claim
-is refuted when any of its tests is, supported when all are, not testable here when a
-precondition fails or its experiment is missing from the inputs, inconclusive otherwise.
+is not testable here when a precondition fails or its experiment is missing from the
+inputs; a test of such a claim is still computed and shown, and decides nothing.
+Otherwise, by the claim's `combine`: **all** (the default: the claim asserts every test)
+is refuted when any test is, supported when all are, inconclusive otherwise; **any** (the
+claim holds when one of its tests does) is supported when any test is, refuted when all
+are, inconclusive otherwise.
+
+The intervals, each checked by simulation (scripts/tests/test_coverage.py) to cover at
+least the confidence printed beside it at the sample sizes the lab uses:
+
+- over the repetitions of one cell (or over paired repetitions, or independent stress
+  runs): the median, with the sign test's order-statistic interval, distribution-free;
+  its confidence is printed as achieved (6 repetitions: the range, 96.9 %; 5: 93.8 %);
+- two cells' repetitions against each other: the Hodges-Lehmann shift or ratio with its
+  exact distribution-free interval (5 vs 5: 96.8 %);
+- a share of independent repetitions: Clopper-Pearson (at least 95 %);
+- a percentile read from a histogram is widened by the histogram's resolution, said
+  beside it as "resolution ±x".
 """
 
 import glob
@@ -36,19 +53,30 @@ class SpecError(Exception):
 
 
 class Result:
-    """A statistic's estimate and interval, what it rests on, and lines of detail."""
+    """A statistic's estimate and interval, the confidence the interval achieves, what it
+    rests on (the independent units: repetitions, or runs), and lines of detail. `samples`
+    (orchestrations or calls behind the units) is context, not what the interval rests on.
+    `resolution`: the readings' resolution the interval was widened by (histogram
+    percentiles), in the value's units, or ("relative", r) for ratios; None otherwise."""
 
-    def __init__(self, estimate, low, high, method, repetitions, samples=None, note="", detail=None):
+    def __init__(self, estimate, low, high, method, repetitions, samples=None, note="", detail=None,
+                 confidence=None, resolution=None, unit_of_n="repetitions", samples_of="orchestrations"):
         self.estimate, self.low, self.high, self.method = estimate, low, high, method
         self.repetitions, self.samples, self.note = repetitions, samples, note
+        self.confidence = confidence if low is not None else None
+        self.resolution, self.unit_of_n, self.samples_of = resolution, unit_of_n, samples_of
         self.detail = detail or []
         self.parts = None  # per-cell results of an "every cell" statistic
         self.where = None  # the cell the headline number comes from, when there are several
 
     def as_dict(self):
-        return {"estimate": self.estimate, "interval": [self.low, self.high], "level": LEVEL, "where": self.where,
-                "method": self.method, "repetitions": self.repetitions, "samples": self.samples,
-                "note": self.note}
+        res = self.resolution
+        return {"estimate": self.estimate, "interval": [self.low, self.high], "level": LEVEL,
+                "confidence": self.confidence, "where": self.where,
+                "resolution": (None if res is None else {"relative": res[1]} if isinstance(res, tuple)
+                               else {"absolute": res}),
+                "method": self.method, "repetitions": self.repetitions, "unit_of_n": self.unit_of_n,
+                "samples": self.samples, "samples_of": self.samples_of, "note": self.note}
 
 
 # ---------------------------------------------------------------------------------------
@@ -122,23 +150,74 @@ def _null_reason(inputs, metric):
 # Statistics
 # ---------------------------------------------------------------------------------------
 
-def _mean_ci(vals, orch, label):
-    ci = stats.bootstrap_ci([vals], lambda x: stats.mean(x), level=LEVEL)
-    note = ci.note if ci.low is None or len(vals) < 5 else ""
-    return Result(ci.estimate, ci.low, ci.high, "mean over repetitions, percentile bootstrap",
-                  [len(vals)], orch, note, [f"{label}: per repetition " + ", ".join(_g(v) for v in vals)])
+# A percentile read from one of the lab's histograms (128 linear sub-buckets per power of
+# two, patterns/include/orchlab/histogram.hpp) is within 1/256 of its value of the sample
+# percentile: that is the reading's resolution, and no interval of such readings is
+# narrower than it.
+_PERCENTILE_METRIC = re.compile(r"(^|_)p\d+_(us|ms|ns)$")
+HISTOGRAM_RESOLUTION = 1.0 / 256.0
+# Units of the metrics by their name's suffix, and what a scale turns them into.
+_SUFFIX_UNITS = {"_ns": "ns", "_us": "µs", "_ms": "ms", "_s": "s", "_kb": "KiB"}
+_SCALED = {("ns", 1e-3): "µs", ("ns", 1e-6): "ms", ("µs", 1e-3): "ms", ("µs", 1e-6): "s", ("ms", 1e-3): "s",
+           ("s", 1e3): "ms", ("ms", 1e3): "µs", ("KiB", 1.0 / 1024): "MiB"}
+
+
+def is_histogram_percentile(metric):
+    """True for a metric that is a percentile read from a histogram (p99_us, ...)."""
+    return bool(_PERCENTILE_METRIC.search(metric or ""))
+
+
+def metric_name(spec, metric=None):
+    """A metric as shown: its name without the unit suffix, with the unit of the value shown
+    (after spec["scale"]) in parentheses, and "per orchestration" when divided."""
+    m = metric or spec["metric"]
+    unit = None
+    for suf, u in _SUFFIX_UNITS.items():
+        if m.endswith(suf):
+            m, unit = m[: -len(suf)], u
+            break
+    scale = spec.get("scale", 1.0)
+    if unit and scale != 1.0:
+        unit = next((v for (u, sc), v in _SCALED.items() if u == unit and math.isclose(sc, scale)),
+                    f"{unit} x {scale:g}")
+    elif scale != 1.0:
+        unit = f"x {scale:g}"
+    per = " per orchestration" if spec.get("per") == "orchestration" else ""
+    return f"{m}{per}" + (f" ({unit})" if unit else "")
+
+
+def _resolution(spec, values):
+    """The resolution of the values shown (their own units) when spec's metric is a
+    histogram percentile, else None."""
+    if not is_histogram_percentile(spec.get("metric")):
+        return None
+    return max((abs(v) * HISTOGRAM_RESOLUTION for v in values), default=0.0)
+
+
+def _median_ci(vals, orch, label, resolution=None):
+    """Median over independent repetitions, sign-test interval (stats.median_interval);
+    widened by the readings' resolution when they are histogram percentiles."""
+    mi = stats.median_interval(vals, level=LEVEL)
+    low, high = mi.low, mi.high
+    if resolution and low is not None:
+        low, high = low - resolution, high + resolution
+    r = Result(mi.estimate, low, high, "median over repetitions, sign-test interval (distribution-free)",
+               [len(vals)], orch, mi.note, [f"{label}: per repetition " + ", ".join(_g(v) for v in vals)],
+               confidence=mi.confidence, resolution=resolution)
+    return r
 
 
 def stat_value(inputs, spec):
-    """The metric's mean over repetitions, bootstrap interval."""
+    """The metric's median over repetitions, sign-test interval."""
     vals, orch = _reps(inputs, spec)
-    return _mean_ci(vals, orch, f"{spec['pattern']} {spec['metric']}")
+    return _median_ci(vals, orch, f"{spec['pattern']} {metric_name(spec)}", _resolution(spec, vals))
 
 
 def stat_per_orchestration(inputs, spec):
-    """A counter per orchestration, mean over repetitions, bootstrap interval."""
-    vals, orch = _reps(inputs, {**spec, "per": "orchestration"})
-    return _mean_ci(vals, orch, f"{spec['pattern']} {spec['metric']} per orchestration")
+    """A counter per orchestration, median over repetitions, sign-test interval."""
+    spec = {**spec, "per": "orchestration"}
+    vals, orch = _reps(inputs, spec)
+    return _median_ci(vals, orch, f"{spec['pattern']} {metric_name(spec)}")
 
 
 def _by_repetition(inputs, spec):
@@ -151,10 +230,17 @@ def _by_repetition(inputs, spec):
     return dict(vals), orch
 
 
+def _both_resolution(spec, a, b):
+    ra, rb = _resolution(spec["a"], a), _resolution(spec["b"], b)
+    if ra is None and rb is None:
+        return None
+    return (ra or 0.0) + (rb or 0.0)
+
+
 def stat_difference(inputs, spec):
     """a - b. Unpaired: Hodges-Lehmann shift with its distribution-free interval. Paired
     ("paired": true, repetition i of a against repetition i of b, which met the same seeded
-    fault sequence): the mean of the per-repetition differences, percentile bootstrap."""
+    fault sequence): the median of the per-repetition differences, sign-test interval."""
     if spec.get("paired"):
         a, na = _by_repetition(inputs, spec["a"])
         b, nb = _by_repetition(inputs, spec["b"])
@@ -162,8 +248,9 @@ def stat_difference(inputs, spec):
         if not common:
             raise NotTestable("no repetition index common to both sides")
         diffs = [a[i] - b[i] for i in common]
-        r = _mean_ci(diffs, na + nb, "a - b")
-        r.method = "mean of paired differences (same repetition index), percentile bootstrap"
+        res = _both_resolution(spec, [a[i] for i in common], [b[i] for i in common])
+        r = _median_ci(diffs, na + nb, "a - b", res)
+        r.method = "median of paired differences (same repetition index), sign-test interval"
         r.detail = [f"a = {_label(spec['a'])}: " + ", ".join(_g(a[i]) for i in common),
                     f"b = {_label(spec['b'])}: " + ", ".join(_g(b[i]) for i in common),
                     "a - b by repetition: " + ", ".join(_g(d) for d in diffs)]
@@ -171,9 +258,14 @@ def stat_difference(inputs, spec):
     a, na = _reps(inputs, spec["a"])
     b, nb = _reps(inputs, spec["b"])
     hl = stats.hodges_lehmann(b, a, level=LEVEL)
-    return Result(hl.estimate, hl.low, hl.high, "Hodges-Lehmann shift a - b", [len(a), len(b)], na + nb,
+    res = _both_resolution(spec, a, b)
+    low, high = hl.low, hl.high
+    if res and low is not None:
+        low, high = low - res, high + res
+    return Result(hl.estimate, low, high, "Hodges-Lehmann shift a - b", [len(a), len(b)], na + nb,
                   hl.note, [f"a = {_label(spec['a'])}: " + ", ".join(_g(v) for v in a),
-                            f"b = {_label(spec['b'])}: " + ", ".join(_g(v) for v in b)])
+                            f"b = {_label(spec['b'])}: " + ", ".join(_g(v) for v in b)],
+                  confidence=hl.confidence, resolution=res)
 
 
 def stat_ratio(inputs, spec):
@@ -186,13 +278,20 @@ def stat_ratio(inputs, spec):
     if any(v <= 0 for v in a + b):
         raise NotTestable("a ratio needs values above 0 (set a floor)")
     hl = stats.hodges_lehmann_ratio(b, a, level=LEVEL)
-    return Result(hl.estimate, hl.low, hl.high, "Hodges-Lehmann ratio a / b", [len(a), len(b)], na + nb,
+    low, high = hl.low, hl.high
+    res = None
+    if is_histogram_percentile(spec["a"]["metric"]) or is_histogram_percentile(spec["b"]["metric"]):
+        res = 2 * HISTOGRAM_RESOLUTION  # relative: each side's reading within 1/256
+        if low is not None:
+            low, high = low * (1 - res), high * (1 + res)
+    return Result(hl.estimate, low, high, "Hodges-Lehmann ratio a / b", [len(a), len(b)], na + nb,
                   hl.note, [f"a = {_label(spec['a'])}: " + ", ".join(_g(v) for v in a),
-                            f"b = {_label(spec['b'])}: " + ", ".join(_g(v) for v in b)])
+                            f"b = {_label(spec['b'])}: " + ", ".join(_g(v) for v in b)],
+                  confidence=hl.confidence, resolution=None if res is None else ("relative", res))
 
 
 def stat_metric_ratio(inputs, spec):
-    """numerator / denominator within each repetition of one cell, mean over repetitions."""
+    """numerator / denominator within each repetition of one cell, median over repetitions."""
     num, orch = _reps(inputs, {**spec, "metric": spec["numerator"]})
     den, _ = _reps(inputs, {**spec, "metric": spec["denominator"]})
     for extra in spec.get("denominator_plus", []):  # e.g. threads_baseline: all the process's threads
@@ -201,37 +300,45 @@ def stat_metric_ratio(inputs, spec):
     if any(d <= 0 for d in den):
         raise NotTestable(f"{spec['denominator']} is 0 in a repetition")
     vals = [n / d for n, d in zip(num, den)]
-    r = _mean_ci(vals, orch, f"{spec['pattern']} {spec['numerator']} / {spec['denominator']}")
+    r = _median_ci(vals, orch, f"{spec['pattern']} {spec['numerator']} / {spec['denominator']}")
     r.detail.append(f"{spec['numerator']}: " + ", ".join(_g(v) for v in num) + f"; {spec['denominator']}: "
                     + ", ".join(_g(v) for v in den))
     return r
 
 
 def stat_proportion(inputs, spec):
-    """Pooled successes / trials over the cells' repetitions, Wilson score interval."""
+    """successes / trials in each repetition (orchestrations of one repetition are not
+    independent: they share the pool, the services and the schedule), median over the
+    repetitions, sign-test interval; the pooled count beside it."""
     succ = trials = 0
-    reps = 0
+    shares = []
     for cell in inputs.cells(spec["scenario"], spec["pattern"]):
         for rep in cell.reps:
             s, t = rep.get(spec["success"]), rep.get(spec.get("trials", "iterations"))
             if s is None or t is None:
                 raise NotTestable(f"`{spec['scenario']}` {spec['pattern']}: {spec['success']} is null")
-            succ, trials, reps = succ + s, trials + t, reps + 1
+            if not t:
+                continue
+            s = min(s, t)
+            succ, trials = succ + s, trials + t
+            shares.append(s / t)
     if not trials:
         raise NotTestable(f"`{spec['scenario']}` {spec['pattern']}: no trial ran")
-    succ = min(succ, trials)
-    ci = stats.wilson_interval(int(succ), int(trials), level=LEVEL)
-    return Result(ci.estimate, ci.low, ci.high, "pooled proportion, Wilson score", [reps], int(trials), "",
-                  [f"{spec['pattern']}: {int(succ)} {spec['success']} of {int(trials)}"])
+    r = _median_ci(shares, int(trials), f"{spec['pattern']} {spec['success']} share")
+    r.method = "median over repetitions of each repetition's share, sign-test interval"
+    r.detail.append(f"pooled: {int(succ)} {spec['success']} of {int(trials)}")
+    return r
 
 
 def stat_event_rate(inputs, spec):
-    """Events per call over every feasible cell of the listed patterns (all scenarios unless
-    one is named), pooled, Wilson score interval: for invariants such as "no orphans"."""
+    """The share of repetitions with at least one event, over every feasible cell of the
+    listed patterns (all scenarios unless one is named): repetitions are the independent
+    units (the calls of one repetition are not), Clopper-Pearson interval. For invariants
+    such as "no orphans"; the pooled events per call beside it."""
     report = inputs.report
     if report is None:
         raise NotTestable("no report")
-    events = trials = reps = 0
+    events = calls = reps = hit = 0
     per = []
     for p in spec["patterns"]:
         cells = report.select(spec.get("scenario"), p)
@@ -241,61 +348,99 @@ def stat_event_rate(inputs, spec):
                 vals = [rep.get(m) for m in spec["events"]]
                 if any(v is None for v in vals):
                     raise NotTestable(f"{cell.key.name}: one of {', '.join(spec['events'])} is null")
+                if not rep.get("iterations"):
+                    continue
                 e_p += sum(vals)
-                trials += (rep.get("iterations") or 0) * cell.key.fanout
+                hit += 1 if sum(vals) > 0 else 0
+                calls += rep["iterations"] * cell.key.fanout
                 reps += 1
         events += e_p
         per.append(f"{p}: {_g(e_p)} in {len(cells)} cells")
-    if not trials:
+    if not reps:
         raise NotTestable("no feasible cell of " + ", ".join(spec["patterns"]))
-    ci = stats.wilson_interval(int(min(events, trials)), int(trials), level=LEVEL)
-    return Result(ci.estimate, ci.low, ci.high, "events per call, Wilson score", [reps], int(trials), "",
-                  [" + ".join(spec["events"]) + " — " + "; ".join(per)])
+    ci = stats.clopper_pearson(hit, reps, level=LEVEL)
+    return Result(ci.estimate, ci.low, ci.high, "share of repetitions with an event, Clopper-Pearson", [reps],
+                  int(calls), "", [f"{hit} of {reps} repetitions had one; " + " + ".join(spec["events"]) + " — "
+                                   + "; ".join(per) + f"; pooled {_g(float(events))} in {int(calls):,} calls"],
+                  confidence=LEVEL, samples_of="calls")
 
 
-def stress_run(inputs, pattern, concurrency):
-    """(run entry, its report's first iteration entry) of scripts/unbounded.sh; NotTestable
-    when there is no such run, or it died before writing a report (the reason says how)."""
+def stress_runs(inputs, pattern, concurrency):
+    """[(run entry, its report's first iteration entry, its report)] of every run of
+    scripts/unbounded.sh of a pattern at some callers that wrote a report, and the runs
+    that died before one; NotTestable when there is no such run or none wrote a report."""
     if not inputs.stress:
         raise NotTestable("needs the stress run (unbounded.json of scripts/unbounded.sh, which make bench runs)")
     runs = [r for r in inputs.stress["doc"].get("runs", [])
             if r.get("pattern") == pattern and r.get("concurrency") == concurrency]
     if not runs:
         raise NotTestable(f"unbounded.json has no run of {pattern} at {concurrency} callers")
-    run = runs[0]
-    if not run.get("report"):
+    done, died = [], []
+    for run in runs:
+        if not run.get("report"):
+            died.append(run)
+            continue
+        with open(os.path.join(inputs.stress["dir"], run["report"]), encoding="utf-8") as f:
+            doc = json.load(f)
+        reps = [b for b in doc.get("benchmarks", []) if b.get("run_type", "iteration") == "iteration"]
+        if reps:
+            done.append((run, reps[0], doc))
+        else:
+            died.append({**run, "died": "no measured repetition"})
+    if not done:
+        run = died[0]
         raise NotTestable(f"the {pattern} run at {concurrency} callers died before its report: {run.get('died')}")
-    with open(os.path.join(inputs.stress["dir"], run["report"]), encoding="utf-8") as f:
-        doc = json.load(f)
-    reps = [b for b in doc.get("benchmarks", []) if b.get("run_type", "iteration") == "iteration"]
-    if not reps:
-        raise NotTestable(f"the {pattern} run at {concurrency} callers has no measured repetition")
-    return run, reps[0], doc
+    return done, died
+
+
+def stress_run(inputs, pattern, concurrency):
+    """(run entry, its report's first iteration entry, its report) of the first stress run
+    of a pattern at some callers that wrote a report (see stress_runs)."""
+    done, _died = stress_runs(inputs, pattern, concurrency)
+    return done[0]
 
 
 def stat_stress_proportion(inputs, spec):
-    """In the stress run of a pattern at some callers: successes / trials of its report
-    (e.g. orchestrations_threw / iterations), Wilson score; the limits and how the first
-    failure came beside it."""
-    run, rep, doc = stress_run(inputs, spec["pattern"], spec["concurrency"])
-    s, t = rep.get(spec["success"]), rep.get(spec.get("trials", "iterations"))
-    if s is None or not t:
-        raise NotTestable(f"the {spec['pattern']} stress run at {spec['concurrency']} callers ran no orchestration "
-                          "inside its window")
-    ci = stats.wilson_interval(int(min(s, t)), int(t), level=LEVEL)
+    """In the stress runs of a pattern at some callers: successes / trials of each run's
+    report (e.g. orchestrations_threw / iterations); the orchestrations of one run share
+    one process and fail together, so the runs are the independent units: median of the
+    per-run shares, sign-test interval. The limits and how the first failure came beside it."""
+    done, died = stress_runs(inputs, spec["pattern"], spec["concurrency"])
+    shares, succ, trials = [], 0, 0
+    for _run, rep, _doc in done:
+        s, t = rep.get(spec["success"]), rep.get(spec.get("trials", "iterations"))
+        if s is None or not t:
+            continue
+        s = min(s, t)
+        shares.append(s / t)
+        succ, trials = succ + s, trials + t
+    if not shares:
+        raise NotTestable(f"the {spec['pattern']} stress runs at {spec['concurrency']} callers ran no orchestration "
+                          "inside their window")
+    mi = stats.median_interval(shares, level=LEVEL)
     lim = inputs.stress["doc"].get("limits", {})
+    run, rep, doc = done[0]
     detail = [f"{spec['pattern']}, {spec['concurrency']} callers x 1000 calls under an address space of "
               f"{lim.get('address_space_mb')} MiB (RLIMIT_AS), {lim.get('nproc')} processes (RLIMIT_NPROC"
-              + (", not binding for root" if lim.get("as_root") else "") + f"), a {lim.get('watchdog_s')} s watchdog: "
-              f"{int(s)} {spec['success']} of {int(t)}; exit {run.get('exit')}, {run.get('wall_s', 0):.1f} s"]
+              + (", not binding for root" if lim.get("as_root") else "") + f"), a {lim.get('watchdog_s')} s watchdog, "
+              f"{len(done) + len(died)} independent run(s): {spec['success']} share per run "
+              + ", ".join(_pct(v) for v in shares) + f"; pooled {int(succ)} of {int(trials)}"]
+    if died:
+        detail.append(f"{len(died)} run(s) died before a report: " + "; ".join(str(d.get("died")) for d in died))
     first = rep.get("first_throw_ms")
     if first is not None:
         why = [n for n in (doc.get("lab") or {}).get("notes", []) if isinstance(n, str) and "threw" in n]
-        detail.append(f"first failure {first:.0f} ms into the window"
+        detail.append(f"first failure {first:.0f} ms into the first run's window"
                       + (f": {why[0].rsplit('window: ', 1)[-1]}" if why else ""))
-    detail.append(f"threads peak {rep.get('threads_peak')}, RSS peak {rep.get('rss_peak_kb')} KiB, "
-                  f"complete {rep.get('complete')}, timed out {rep.get('timed_out')}")
-    return Result(ci.estimate, ci.low, ci.high, "proportion, Wilson score", [1], int(t), "", detail)
+    completes = [r.get("complete") for _x, r, _d in done]
+    timed = [r.get("timed_out") for _x, r, _d in done]
+    iters = [r.get("iterations") for _x, r, _d in done]
+    detail.append("per run: complete " + ", ".join(_g(v) for v in completes) + "; timed out "
+                  + ", ".join(_g(v) for v in timed) + " of " + ", ".join(_g(v) for v in iters)
+                  + f" orchestrations; threads peak {rep.get('threads_peak')}, RSS peak {rep.get('rss_peak_kb')} KiB "
+                  "(first run)")
+    return Result(mi.estimate, mi.low, mi.high, "median over independent runs of each run's share, sign-test "
+                  "interval", [len(shares)], int(trials), mi.note, detail, confidence=mi.confidence, unit_of_n="runs")
 
 
 # --- microbenchmarks ----------------------------------------------------------------------
@@ -323,21 +468,24 @@ def _micro(inputs):
     return agg
 
 
-def contention_share(agg, strategy, baseline, work_ns, threads, seed=20240601):
-    """1 - R(T)/R(1), R = strategy's throughput / baseline's, bootstrap over repetitions
-    of the four series; None when a series is missing."""
+def contention_share(agg, strategy, baseline, work_ns, threads):
+    """1 - R(T)/R(1), R = strategy's throughput / baseline's. Each repetition i gives
+    r_T,i = strategy_T,i / baseline_T,i and r_1,i likewise at 1 thread (repetitions of
+    different benchmarks are independent, so pairing them by index is one arbitrary
+    pairing); R(T)/R(1) is the Hodges-Lehmann ratio of the r_T against the r_1, with its
+    distribution-free interval. None when a series is missing."""
     keys = [(strategy, work_ns, threads), (baseline, work_ns, threads), (strategy, work_ns, 1), (baseline, work_ns, 1)]
     if any(k not in agg for k in keys):
         return None
-    samples = [agg[k] for k in keys]
-
-    def share(st, bt, s1, b1):
-        r1 = stats.mean(s1) / stats.mean(b1)
-        return 1.0 - (stats.mean(st) / stats.mean(bt)) / r1
-
-    ci = stats.bootstrap_ci(samples, share, level=LEVEL, seed=seed)
-    return Result(ci.estimate, ci.low, ci.high, "1 - R(T)/R(1), percentile bootstrap over repetitions",
-                  [len(s) for s in samples], None, ci.note if ci.low is None else "")
+    st, bt, s1, b1 = [agg[k] for k in keys]
+    rt = [a / b for a, b in zip(st, bt) if b > 0]
+    r1 = [a / b for a, b in zip(s1, b1) if b > 0]
+    if not rt or not r1 or any(v <= 0 for v in rt + r1):
+        return None
+    hl = stats.hodges_lehmann_ratio(r1, rt, level=LEVEL)
+    low, high = (None, None) if hl.low is None else (1.0 - hl.high, 1.0 - hl.low)
+    return Result(1.0 - hl.estimate, low, high, "1 - R(T)/R(1), Hodges-Lehmann ratio of per-repetition ratios",
+                  [len(rt), len(r1)], None, hl.note if hl.low is None else "", confidence=hl.confidence)
 
 
 def stat_micro_contention(inputs, spec):
@@ -377,14 +525,14 @@ def stat_micro_advantage(inputs, spec):
         rival, best_theirs = max(theirs, key=lambda x: stats.median(x[1]))
         hl = stats.hodges_lehmann_ratio(best_theirs, best_mine, level=LEVEL)
         r = Result(hl.estimate, hl.low, hl.high, "Hodges-Lehmann ratio", [len(best_mine), len(best_theirs)],
-                   None, hl.note)
+                   None, hl.note, confidence=hl.confidence)
         r.cell = f"work {w} ns, {t} thread{'s' if t > 1 else ''} (vs {rival})"
         parts.append(r)
     if not parts:
         raise NotTestable("needs BM_Aggregate runs of " + ", ".join(spec["strategies"]) + " and of the others")
     worst = min(parts, key=lambda r: r.estimate)
     res = Result(worst.estimate, worst.low, worst.high, "Hodges-Lehmann ratio per cell; the worst cell shown",
-                 worst.repetitions, None, worst.note)
+                 worst.repetitions, None, worst.note, confidence=worst.confidence)
     res.parts = parts
     res.detail = [f"{p.cell}: {_g(p.estimate)} [{_g(p.low)}, {_g(p.high)}]" for p in parts]
     return res
@@ -437,7 +585,7 @@ def stat_source_lines(inputs, spec):
         if files:
             total = sum(code_lines(f) for f in files)
             detail.append(f"machinery it rests on, {m}: {total} code lines in {len(files)} file(s)")
-    return Result(float(n), float(n), float(n), "exact count", [1], None, "", detail)
+    return Result(float(n), float(n), float(n), "exact count", [1], None, "", detail, confidence=1.0)
 
 
 STATISTICS = {
@@ -501,9 +649,9 @@ def rule_text(test):
     ts = fmt_number(t, u)
     every = "in every cell, " if test["statistic"]["kind"] == "micro_advantage" else ""
     if d == "above":
-        return (f"{every}supported when the 95 % interval lies above {ts}, refuted when it lies at or below "
+        return (f"{every}supported when the interval lies above {ts}, refuted when it lies at or below "
                 f"{ts}" + (" in some cell" if every else "") + ", inconclusive otherwise")
-    return (f"{every}supported when the 95 % interval lies below {ts}, refuted when it lies at or above {ts}"
+    return (f"{every}supported when the interval lies below {ts}, refuted when it lies at or above {ts}"
             + (" in some cell" if every else "") + ", inconclusive otherwise")
 
 
@@ -619,6 +767,7 @@ def _run_test(test, inputs):
                 head = min(pool, key=lambda p: sign * (p.low if p.low is not None else p.estimate))
             r.estimate, r.low, r.high, r.repetitions, r.note = head.estimate, head.low, head.high, \
                 head.repetitions, head.note
+            r.confidence = head.confidence
             r.method = f"Hodges-Lehmann ratio per cell; shown: {head.cell}"
             r.where = head.cell
             bad = [p.cell for p, x in zip(r.parts, verdicts) if x == (REFUTED if tv == REFUTED else INCONCLUSIVE)]
@@ -628,10 +777,7 @@ def _run_test(test, inputs):
                 why += f"; {tv} in " + "; ".join(bad[:3]) + (" …" if len(bad) > 3 else "")
         else:
             tv = decide(r.low, r.high, test["threshold"], test["direction"])
-            unit = test.get("unit")
-            why = (f"{fmt_number(r.estimate, unit)} [{fmt_number(r.low, unit)}, {fmt_number(r.high, unit)}]"
-                   if r.low is not None else
-                   f"{fmt_number(r.estimate, unit)}, no interval: {r.note or 'too few repetitions'}")
+            why = interval_text(r, test.get("unit"))
         return test, r, tv, why
 
 
@@ -706,8 +852,54 @@ def _pct(v):
 
 
 def _label(spec):
-    per = " per orchestration" if spec.get("per") == "orchestration" else ""
-    return f"{spec['pattern']} {spec['metric']}{per} in `{spec['scenario']}`"
+    return f"{spec['pattern']} {metric_name(spec)} in `{spec['scenario']}`"
+
+
+def fmt_resolution(r, unit):
+    """"resolution ±x" of a Result widened by its readings' resolution, or ""."""
+    res = r.resolution
+    if res is None:
+        return ""
+    if isinstance(res, tuple):
+        return f"resolution ±{100 * res[1]:.2g} %"
+    return f"resolution ±{fmt_number(res, '' if unit == '%' else unit) if unit != '%' else _pct(res)}"
+
+
+def interval_text(r, unit):
+    """The estimate, its interval and the confidence that interval achieves, e.g.
+    "1.06 s [0.917 s, 1.19 s] (96.9 % interval; resolution ±0.36 ms)"."""
+    if r is None:
+        return "null"
+    est = fmt_number(r.estimate, unit)
+    if r.method == "exact count":
+        return f"{est} (exact count)"
+    if r.low is None:
+        return f"{est} (no interval: {r.note or 'too few repetitions'})"
+    extra = [f"{100 * r.confidence:.1f} % interval" if r.confidence is not None else "interval"]
+    res = fmt_resolution(r, unit)
+    if res:
+        extra.append(res)
+    return f"{est} [{fmt_number(r.low, unit)}, {fmt_number(r.high, unit)}] ({'; '.join(extra)})"
+
+
+def rests_on(r):
+    """What an interval rests on: its independent units; the orchestrations (or calls)
+    behind them as context."""
+    if r is None:
+        return "—"
+    if r.method == "exact count":
+        return "an exact count"
+    n = " vs ".join(str(n) for n in r.repetitions)
+    single = all(x == 1 for x in r.repetitions)
+    unit = r.unit_of_n if not single else r.unit_of_n.rstrip("s")
+    out = f"{n} {unit}"
+    if r.samples:
+        out += f" ({fmt_count(r.samples)} {r.samples_of} behind them)"
+    return out
+
+
+def fmt_count(v):
+    return f"{int(v):,}"
 
 
 def fmt_number(v, unit):

@@ -15,7 +15,7 @@ CLAIMS_FILE = os.path.join(os.path.dirname(SCRIPTS), "scenarios", "claims", "art
 with open(CLAIMS_FILE, encoding="utf-8") as _f:
     CLAIMS = json.load(_f)["claims"]
 VERDICTS = set(claimkit.VERDICTS)
-REPS = 5
+REPS = 6  # the fewest whose sign-test interval reaches 95 % (default.json's claim cells)
 
 
 # ---------------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ class Synth:
 
 
 def _targets(t, direction, mode):
-    """Five per-repetition values of the statistic: well past the threshold on the claim's
+    """REPS per-repetition values of the statistic: well past the threshold on the claim's
     side (supported), on the other side (refuted), or straddling it (inconclusive)."""
     span = max(abs(t), 1.0)
     sign = 1 if direction == "above" else -1
@@ -127,22 +127,32 @@ def plant(synth, test, mode):
                                                           st["denominator"]: 60.0,
                                                           **{m: 40.0 for m in st.get("denominator_plus", [])}})
     elif kind == "proportion":
-        trials = 10000 if mode == "refuted" else 200 if mode == "supported" else 40
-        share = {"supported": (0.5 if d == "below" else 1.0), "refuted": (1.0 if d == "below" else 0.5),
-                 "inconclusive": t}[mode]
-        for i in range(REPS):
+        trials = 200
+        for i, v in enumerate(vals):
+            share = min(1.0, max(0.0, v))
             synth.rep(st["scenario"], st["pattern"], i, **{st["success"]: round(share * trials),
                                                           st.get("trials", "iterations"): trials})
     elif kind == "event_rate":
-        rate = {"supported": 0.0, "refuted": 100 * t, "inconclusive": t}[mode]
-        iters = 1_000_000 if mode != "inconclusive" else 300
-        for p in st["patterns"]:
-            for i in range(REPS):
-                events = {m: 0 for m in st["events"]}
-                events[st["events"][0]] = round(rate * iters * 3)
-                synth.rep(st.get("scenario") or "any", p, i, iterations=iters, **events)
+        # the share of repetitions with an event: none (supported), most (refuted), or a
+        # few among too few repetitions to tell (inconclusive)
+        patterns = st["patterns"] if mode != "inconclusive" else st["patterns"][:1]
+        scenarios = [st["scenario"]] if st.get("scenario") else [f"s{k}" for k in range(3)]
+        for p in patterns:
+            for sc in scenarios:
+                for i in range(REPS):
+                    events = {m: 0 for m in st["events"]}
+                    if mode == "refuted" or (mode == "inconclusive" and i == 0):
+                        events[st["events"][0]] = 1
+                    synth.rep(sc, p, i, iterations=1000, **events)
     elif kind == "micro_contention":
         w = st.get("work_ns", 0)
+        # a share is below 1: half-way to 1 past the threshold, half-way to 0 below it
+        hi, lo = (t + 1) / 2, t / 2
+        if d == "below":
+            hi, lo = lo, hi
+        vals = {"supported": [hi * (1 + 0.002 * i) for i in range(REPS)],
+                "refuted": [lo * (1 + 0.002 * i) for i in range(REPS)],
+                "inconclusive": [hi if i % 2 else lo for i in range(REPS)]}[mode]
         for i, v in enumerate(vals):
             for s in (st["strategy"], st["baseline"]):
                 synth.micro.setdefault((s, w, 1), [100.0 * (1 + 0.001 * i) for _ in range(REPS)])
@@ -155,11 +165,11 @@ def plant(synth, test, mode):
                     synth.micro[(s, w, tt)] = [100.0 * (1 + 0.001 * i) for i in range(REPS)]
                 synth.micro[(st["strategies"][0], w, tt)] = [100.0 * max(v, 0.01) for v in vals]
     elif kind == "stress_proportion":
-        share, trials = {"supported": (0.9 if d == "above" else 0.0, 200),
-                         "refuted": (0.0 if d == "above" else 0.9, 1000),
-                         "inconclusive": (0.05, 20)}[mode]
-        synth.stress.append((st["pattern"], st["concurrency"],
-                             {st["success"]: round(share * trials), st.get("trials", "iterations"): trials}))
+        trials = 200
+        for v in vals:  # one independent run each
+            share = min(1.0, max(0.0, v))
+            synth.stress.append((st["pattern"], st["concurrency"],
+                                 {st["success"]: round(share * trials), st.get("trials", "iterations"): trials}))
     elif kind == "source_lines":
         pass  # planted as files by the caller
     else:
@@ -178,13 +188,14 @@ def _stress(synth, tmp_path):
         return None
     runs = []
     (tmp_path / "unbounded").mkdir(exist_ok=True)
-    for pattern, c, metrics in synth.stress:
-        rel = f"unbounded/{pattern}-c{c}.json"
+    for k, (pattern, c, metrics) in enumerate(synth.stress):
+        rel = f"unbounded/{pattern}-c{c}-r{k}.json"
         entry = {"name": f"claim-fanout-1000/{pattern}/fanout:1000/concurrency:{c}", "run_type": "iteration",
                  "scenario": "claim-fanout-1000", "pattern": pattern, "fanout": 1000, "concurrency": c,
                  "first_throw_ms": 400.0 if metrics.get("orchestrations_threw") else None, **metrics}
         write(tmp_path, rel, {"benchmarks": [entry], "lab": {"notes": []}})
-        runs.append({"pattern": pattern, "concurrency": c, "exit": 0, "wall_s": 2.5, "report": rel, "died": None})
+        runs.append({"pattern": pattern, "concurrency": c, "run": k, "exit": 0, "wall_s": 2.5, "report": rel,
+                     "died": None})
     doc = {"limits": {"address_space_mb": 4096, "nproc": 4096, "watchdog_s": 60, "as_root": True}, "runs": runs}
     return {"doc": doc, "dir": str(tmp_path)}
 
@@ -288,7 +299,7 @@ def test_paired_difference_pairs_by_repetition(tmp_path):
     spec = claim["tests"][0]["statistic"]
     assert spec.get("paired")
     synth = Synth()
-    for i, base in enumerate([100, 400, 200, 500, 300]):
+    for i, base in enumerate([100, 400, 200, 500, 300, 600]):
         synth.rep(spec["b"]["scenario"], spec["b"]["pattern"], i, leaked_tasks_at_return=base)
         synth.rep(spec["a"]["scenario"], spec["a"]["pattern"], i, leaked_tasks_at_return=base + 50)
     inputs = claimkit.Inputs(_load(synth, tmp_path), None, None)
@@ -378,7 +389,8 @@ def test_markdown_opens_with_the_pasteable_summary():
     assert out.index("## Summary") < out.index("## The comparison table") < out.index("## Claims: rules and evidence")
     summary = out[out.index("## Summary"):out.index("## The comparison table")]
     assert summary.count("\n| ") == len(CLAIMS) + 1  # header + one row per claim
-    assert "[95 % interval]" in summary
+    assert "the number [interval] (confidence)" in summary
+    assert "% interval)" in summary
     assert out.count("*Verdict:*") == len(CLAIMS)
 
 
