@@ -187,6 +187,8 @@ def _interval_text(claim):
         return "–"
     text = f"{fmt.num(est)}{unit}"
     text += f" [{fmt.num(lo)}, {fmt.num(hi)}]" if lo is not None and hi is not None else " (no interval)"
+    if n.get("confidence") is not None:
+        text += f" ({100 * n['confidence']:.1f} %)"
     if n["threshold"]:
         a, b = n["threshold"]
         text += f"; threshold {fmt.num(a)}" + (f"–{fmt.num(b)}" if b != a else "")
@@ -196,7 +198,10 @@ def _interval_text(claim):
 
 
 def _n_text(claim):
-    """What the claim's number rests on: repetitions (per side) and samples."""
+    """What the claim's number rests on: its independent units, the orchestrations behind them."""
+    stat = claim.get("statistic")
+    if isinstance(stat, dict) and isinstance(stat.get("rests_on"), str):
+        return stat["rests_on"]
     tests = claim.get("tests") or [claim]
     t = tests[0] if isinstance(tests[0], dict) else {}
     parts = []
@@ -227,7 +232,8 @@ def claims_section(claims_doc, claims_error, verdict_svg):
                      f"<td>{md_inline(c.get('claim', c.get('id', '')))}{details}</td>",
                      f'<td data-v="{esc(c.get("verdict", ""))}">{badge(c.get("verdict", "?"))}</td>',
                      f"<td>{esc(_interval_text(c))}</td>", f"<td>{esc(_n_text(c))}</td>", f"<td>{why}</td>"])
-    tab = table(["#", "claim", "verdict", "estimate [95 % interval]", "n", "why"], rows, sortable=True, raw=True)
+    tab = table(["#", "claim", "verdict", "estimate [interval] (its confidence)", "rests on", "why"], rows,
+                sortable=True, raw=True)
     fig = figure_html(verdict_svg, "Each claim's statistic with its interval against the claimed threshold, "
                       "shaded by verdict.") if verdict_svg else ""
     return f'<section id="claims"><h2>Claims</h2>{tab}{fig}</section>'

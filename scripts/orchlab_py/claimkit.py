@@ -684,7 +684,9 @@ class Verdict:
             out["statistic"] = {"name": t["label"], "unit": t.get("unit"), "threshold": t["threshold"],
                                 "direction": t["direction"],
                                 "estimate": None if r is None else r.estimate,
-                                "interval": [None, None] if r is None else [r.low, r.high]}
+                                "interval": [None, None] if r is None else [r.low, r.high],
+                                "confidence": None if r is None else r.confidence,
+                                "rests_on": rests_on(r)}
         out["evidence"] = [line for _t, r, _v, _w in self.tests + self.context if r is not None
                            for line in r.detail]
         return out

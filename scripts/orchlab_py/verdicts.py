@@ -57,7 +57,8 @@ def _pair(v):
 def numbers(claim):
     """The claim's statistic, estimate, interval and threshold, whichever spelling claims.py uses.
 
-    Returns {"statistic", "unit", "estimate", "low", "high", "threshold": (lo, hi) or None};
+    Returns {"statistic", "unit", "estimate", "low", "high", "confidence" (the interval's
+    achieved confidence, 0..1), "threshold": (lo, hi) or None};
     missing values are None. A single threshold t is (t, t); a range (lo, hi).
     """
     stat = claim.get("statistic")
@@ -80,6 +81,8 @@ def numbers(claim):
         k = 100.0
         est, low, high = (None if v is None else k * v for v in (_num(est), low, high))
         threshold = None if threshold is None else tuple(None if v is None else k * v for v in threshold)
+    conf = _num(src.get("confidence", claim.get("confidence")))
     return {"statistic": stat_name if isinstance(stat_name, str) else None,
             "unit": unit if isinstance(unit, str) else None,
-            "estimate": _num(est), "low": low, "high": high, "threshold": threshold}
+            "estimate": _num(est), "low": low, "high": high, "threshold": threshold,
+            "confidence": conf if low is not None else None}
