@@ -562,14 +562,23 @@ def median_interval(values, level=0.95):
     est = median(s)
     k, conf = sign_test_rank(n, level)
     if k == 0 or conf < MIN_CONFIDENCE:
-        most = 0.0 if n < 2 else 1.0 - 2.0 * 0.5 ** n
+        if n < 2:
+            return MedianInterval(est, None, None, None, n, "one value: no spread, no interval")
+        most = 1.0 - 2.0 * 0.5 ** n
         return MedianInterval(est, None, None, None, n,
-                              f"{n} value(s) give at most a {most:.1%} interval for a median: no interval")
+                              f"{n} values give at most a {most:.1%} interval for a median: no interval")
     note = "" if conf >= level - _FUZZ else \
         f"{n} values cannot give a {level:.0%} interval for a median; the range is a {conf:.1%} interval"
     return MedianInterval(est, s[k - 1], s[n - k], conf, n, note)
 
 
+def _log_choose(n):
+    """log C(n, i) for i = 0..n, as a numpy array (a running sum of log((n - i + 1) / i))."""
+    i = np.arange(1, n + 1, dtype=float)
+    return np.concatenate(([0.0], np.cumsum(np.log((n - i + 1) / i))))
+
+
+@lru_cache(maxsize=4096)
 def clopper_pearson(successes, n, level=0.95):
     """Exact binomial interval (Clopper-Pearson) of successes / n independent trials:
     bounds solved by bisection on the binomial distribution (R's binom.test conf.int).
@@ -579,10 +588,17 @@ def clopper_pearson(successes, n, level=0.95):
     if n == 0:
         return Interval(None, None, None, level, "Clopper-Pearson", 0, "no trials")
     alpha = (1.0 - level) / 2.0
+    lc = _log_choose(n)
+    idx = np.arange(n + 1, dtype=float)
 
-    def solve(f):  # f increasing in p, find f(p) = 0
+    def cdf(k, p):  # P(X <= k) for X ~ Binomial(n, p), 0 < p < 1
+        t = lc[: k + 1] + idx[: k + 1] * math.log(p) + (n - idx[: k + 1]) * math.log1p(-p)
+        top = t.max()
+        return min(1.0, math.exp(top) * float(np.exp(t - top).sum()))
+
+    def solve(f):  # f increasing in p on (0, 1): the root, by bisection
         lo, hi = 0.0, 1.0
-        for _ in range(100):
+        for _ in range(60):
             mid = (lo + hi) / 2.0
             if f(mid) < 0:
                 lo = mid
@@ -591,8 +607,7 @@ def clopper_pearson(successes, n, level=0.95):
         return (lo + hi) / 2.0
 
     x = successes
-    # low: P(X >= x | p) = alpha, i.e. 1 - P(X <= x - 1 | p) - alpha = 0 (increasing in p)
-    low = 0.0 if x == 0 else solve(lambda p: (1.0 - binom_cdf(x - 1, n, p)) - alpha)
-    # high: P(X <= x | p) = alpha (decreasing in p)
-    high = 1.0 if x == n else solve(lambda p: alpha - binom_cdf(x, n, p))
+    # low: P(X >= x | p) = alpha; high: P(X <= x | p) = alpha
+    low = 0.0 if x == 0 else solve(lambda p: (1.0 - cdf(x - 1, p)) - alpha)
+    high = 1.0 if x == n else solve(lambda p: alpha - cdf(x, p))
     return Interval(x / n, low, high, level, "Clopper-Pearson", n)

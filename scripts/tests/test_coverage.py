@@ -221,3 +221,27 @@ def test_the_bootstrap_the_claims_no_longer_use_undercovers():
         ci = stats.bootstrap_ci([list(row)], stats.mean, resamples=400, seed=int(rng.integers(1 << 30)))
         hits += _covers(ci.low, ci.high, truth)
     assert hits / draws < 0.88
+
+
+# --- a share in a typical repetition (proportion, stress_proportion): the wider of the
+# --- sign-test interval of per-repetition shares and the pooled Clopper-Pearson
+
+@pytest.mark.parametrize("trials", [4, 26, 300])
+@pytest.mark.parametrize("p,rho", [(0.5, 0.0), (0.9, 0.05), (0.9, 0.3), (0.99, 0.05), (0.5, 0.3)])
+def test_share_interval_covers_the_typical_repetition(trials, p, rho):
+    # Clustered binomial data: each of 6 repetitions has its own true share (a beta with
+    # mean p and intra-repetition correlation rho); the truth is the median repetition's.
+    rng = np.random.default_rng(9000 + trials)
+    draws = 800
+    if rho:
+        a, b = p * (1 - rho) / rho, (1 - p) * (1 - rho) / rho
+        truth = float(np.median(np.random.default_rng(1).beta(a, b, 400_000)))
+    else:
+        truth = p
+    hits = 0
+    for _ in range(draws):
+        pi = rng.beta(a, b, 6) if rho else np.full(6, p)
+        s = rng.binomial(trials, pi)
+        _est, low, high, conf, _note = claimkit.share_interval([int(v) for v in s], [trials] * 6)
+        hits += _covers(low - 1e-3, high + 1e-3, truth)  # the truth is estimated to ~1e-3
+    assert hits / draws >= FLOOR, (trials, p, rho, hits / draws)
