@@ -32,6 +32,7 @@ Outcome finish(std::vector<std::optional<Reply>> slots, std::error_code first_er
 std::unique_ptr<Pattern> make_exhibit(std::string name, Knobs knobs, Orchestrate run);
 
 std::unique_ptr<Pattern> make_channel_soup(const PatternOptions&);
+std::unique_ptr<Pattern> make_channel_soup_fail_fast(const PatternOptions&);
 std::unique_ptr<Pattern> make_latch_select(const PatternOptions&);
 std::unique_ptr<Pattern> make_mutex_aggregation(const PatternOptions&);
 std::unique_ptr<Pattern> make_slots_aggregation(const PatternOptions&);

@@ -10,7 +10,9 @@
 //
 // What to watch in the report: leaked_tasks_at_return (calls + 1 waiter),
 // zombie_task_s, late_completions, timed_out with empty slots, and the fail-
-// fast scenario, where it returns at the deadline instead of on the error.
+// fast scenario, where it returns when the slowest sibling ends (the latch
+// opens only when every call is done), or at the deadline if that comes
+// first, never on the error.
 #include <chrono>
 #include <future>
 #include <latch>

@@ -56,9 +56,11 @@ struct Entry {
   std::unique_ptr<Pattern> (*make)(const PatternOptions&);
 };
 
-// The order reports list them in: the article's four, then beyond it.
+// The order reports list them in: the article's four, then beyond it; a
+// variant of an article exhibit follows it.
 constexpr Entry kRegistry[] = {
     {"channel-soup", exhibits::make_channel_soup},
+    {"channel-soup+fail-fast", exhibits::make_channel_soup_fail_fast},  // the lab's variant
     {"latch-select", exhibits::make_latch_select},
     {"mutex-aggregation", exhibits::make_mutex_aggregation},
     {"slots-aggregation", exhibits::make_slots_aggregation},  // mutex-aggregation's lock-free twin

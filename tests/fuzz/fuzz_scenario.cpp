@@ -24,6 +24,7 @@ using orchlab::harness::ScenarioError;
 
 // pattern_names() of the patterns library, which this target does not link.
 const std::vector<std::string> kPatterns = {"channel-soup",
+                                            "channel-soup+fail-fast",
                                             "latch-select",
                                             "mutex-aggregation",
                                             "slots-aggregation",

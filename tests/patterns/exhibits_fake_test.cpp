@@ -25,6 +25,7 @@ using testing::kExhibits;
 using testing::kMargin;
 using testing::kSlow;
 using testing::kSlowMs;
+using testing::Timeout;
 using testing::Traits;
 
 struct RunResult {
@@ -80,7 +81,7 @@ TEST_P(ExhibitFakeTest, HealthyIsComplete) {
 TEST_P(ExhibitFakeTest, SlowCallBeyondTheDeadline) {
   const Traits t = GetParam();
   const RunResult r = run({fake_call(5), fake_call(5), fake_call(kSlowMs)}, 150ms);
-  if (t.meets_deadline) {
+  if (has_timeout(t)) {  // per_result: the timer restarted at the last fast reply, ~5 ms in
     EXPECT_GE(r.took, 140ms);
     EXPECT_LT(r.took, 150ms + kMargin);
     EXPECT_EQ(r.out.verdict, Verdict::timed_out);
@@ -111,8 +112,10 @@ TEST_P(ExhibitFakeTest, FailFastError) {
     EXPECT_LT(r.took, 700ms);  // long before the deadline
     EXPECT_EQ(r.out.error, "HTTP 503");
     EXPECT_EQ(r.out.slots[2]->status, 503);
-  } else if (t.meets_deadline) {
-    EXPECT_GE(r.took, 990ms);  // the error did not end it; the deadline did
+  } else if (has_timeout(t)) {
+    // The error did not end it; the deadline did (channel-soup: its timer,
+    // restarted at the error's reply, ~5 ms in).
+    EXPECT_GE(r.took, 990ms);
     EXPECT_LT(r.took, 1000ms + kMargin);
     EXPECT_EQ(r.out.verdict, Verdict::timed_out);
   } else {
@@ -131,16 +134,71 @@ TEST_P(ExhibitFakeTest, FailFastError) {
 TEST_P(ExhibitFakeTest, HangLeavesNothingBehindOnlyWhenJoined) {
   const Traits t = GetParam();
   const RunResult r = run({fake_call(5), fake_call(kSlowMs), fake_call(5)}, 100ms);
-  if (t.meets_deadline) {
+  if (has_timeout(t)) {
     EXPECT_LT(r.took, 100ms + kMargin);
     EXPECT_EQ(r.out.verdict, Verdict::timed_out);
   } else {
     EXPECT_GE(r.took, kSlow - 10ms);  // it sits out the whole hang
   }
   ASSERT_EQ(r.out.slots.size(), 3u);
-  EXPECT_EQ(r.out.slots[1].has_value(), !t.meets_deadline);  // answered only if waited for
+  EXPECT_EQ(r.out.slots[1].has_value(), !has_timeout(t));  // answered only if waited for
   EXPECT_EQ(r.live_at_return == 0, !t.leaks);
   EXPECT_EQ(stats_->aborts.load(), t.cancels ? 1 : 0);
+}
+
+TEST_P(ExhibitFakeTest, ErrorBeforeTheSiblingsAnswer) {
+  const Traits t = GetParam();
+  // The error at ~5 ms, the siblings at 300 ms, the deadline far away: who
+  // returns on the error, and who waits for the siblings (channel-soup, whose
+  // loop never looks at errors; latch-select, whose latch opens only when
+  // every call is done; the exhibits that wait for all by design).
+  const RunResult r = run({fake_call(300), fake_call(300), fake_call(5, 503)}, 2000ms);
+  ASSERT_EQ(r.out.slots.size(), 3u);
+  EXPECT_EQ(r.out.error, "HTTP 503");
+  if (t.returns_on_error) {
+    EXPECT_LT(r.took, 200ms);
+    EXPECT_EQ(r.out.verdict, Verdict::failed);
+    EXPECT_FALSE(r.out.slots[0].has_value());
+  } else {
+    EXPECT_GE(r.took, 290ms);   // it waited for the siblings...
+    EXPECT_LT(r.took, 1500ms);  // ...not for the deadline
+    EXPECT_EQ(r.out.verdict, Verdict::partial);
+    for (const auto& s : r.out.slots) EXPECT_TRUE(s.has_value());
+  }
+  // A joined exhibit leaves nothing; a leaky one that waited for every reply
+  // may still count a thread that has sent but not yet ended.
+  if (!t.leaks) {
+    EXPECT_EQ(r.live_at_return, 0);
+  } else if (t.returns_on_error) {
+    EXPECT_GE(r.live_at_return, 2);
+  }
+  EXPECT_EQ(stats_->aborts.load(), t.returns_on_error && t.cancels ? 2 : 0);
+}
+
+TEST_P(ExhibitFakeTest, StaggeredRepliesAgainstTheTimer) {
+  const Traits t = GetParam();
+  // Replies at 0.6, 1.2 and 1.8 deadlines. A fixed deadline ends the wait at
+  // 400 ms, before the last reply; the article's time.After in the loop
+  // restarts with every reply and never fires (overshoot: 0.8 deadline); no
+  // timeout waits for all.
+  const RunResult r = run({fake_call(240), fake_call(480), fake_call(720)}, 400ms);
+  ASSERT_EQ(r.out.slots.size(), 3u);
+  switch (t.timeout) {
+    case Timeout::fixed:
+      EXPECT_GE(r.took, 390ms);
+      EXPECT_LT(r.took, 400ms + kMargin);
+      EXPECT_EQ(r.out.verdict, Verdict::timed_out);
+      EXPECT_FALSE(r.out.slots[2].has_value());
+      EXPECT_EQ(r.out.slots[0].has_value(), t.keeps_partial);
+      break;
+    case Timeout::per_result:
+    case Timeout::none:
+      EXPECT_GE(r.took, 710ms);  // past the deadline: the last reply was waited for
+      EXPECT_LT(r.took, 720ms + kMargin);
+      EXPECT_EQ(r.out.verdict, Verdict::complete) << r.out.error;
+      for (const auto& s : r.out.slots) EXPECT_TRUE(s.has_value());
+      break;
+  }
 }
 
 TEST_P(ExhibitFakeTest, OutcomeHasOneSlotPerCall) {

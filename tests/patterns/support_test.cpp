@@ -353,6 +353,7 @@ TEST(ChannelTest, SelectLoopCollectsEveryValueExactlyOnce) {
 
 TEST(PatternRegistryTest, NamesInReportOrder) {
   const std::vector<std::string> expected{"channel-soup",
+                                          "channel-soup+fail-fast",
                                           "latch-select",
                                           "mutex-aggregation",
                                           "slots-aggregation",
