@@ -299,7 +299,7 @@ def summary_rows(verdicts):
         t, r, _tv, why = v.headline
         number = f"{t['label']}: {_interval(r, t.get('unit'))}" if r is not None else why
         if r is not None and r.where:
-            number += f" ({r.where})"
+            number += f"; the cell shown: {r.where}"
         pre = claimkit.precondition_text(v.claim)
         if v.claim.get("precondition") and v.verdict == claimkit.NOT_TESTABLE and v.reason:
             pre = v.reason
