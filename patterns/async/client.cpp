@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "orchlab/fault_point.hpp"
 #include "orchlab/profiled_mutex.hpp"
 
 namespace orchlab::async {
@@ -202,6 +203,7 @@ struct Host {
 // After `woken` was set under the lock: nothing else resumes the waiter, and
 // its frame lives until this resumption runs.
 void wake(Waiter& w) {
+  ORCHLAB_FAULT_POINT(pool_wake, nullptr);
   asio::post(w.strand, [h = w.resume] { h.resume(); });
 }
 
@@ -375,6 +377,7 @@ struct Client::Impl {
     // another operation binds the slot. The fields below were written under
     // the lock before the resumption was posted.
     stop.slot().clear();
+    ORCHLAB_FAULT_POINT(pool_granted, nullptr);
     record_wait(now_ns() - t0);
     if (!w.granted) co_return nullptr;
     std::unique_ptr<Conn> c = std::move(w.conn);

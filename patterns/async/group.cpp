@@ -1,6 +1,8 @@
 // Group and Runtime: the strand-confined bookkeeping of one orchestration.
 #include "group.hpp"
 
+#include "orchlab/fault_point.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
@@ -20,6 +22,7 @@ Runtime::Runtime(int threads)
       threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads_.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {
+    ORCHLAB_FAULT_POINT(runtime_thread, nullptr);
     threads_.emplace_back([this] {
       // A handler that throws must not take the process down with it. The
       // group's own handlers catch everything and hand it to their caller
@@ -130,6 +133,7 @@ void maybe_complete(GroupState& s) noexcept {
   // for the same reason sem_post is: libstdc++ checks a waiter count in its
   // own table and makes a futex call on the address, never a read of it.
   s.done.store(1, std::memory_order_release);
+  ORCHLAB_FAULT_POINT(group_notify, &s.done);
   s.done.notify_one();
 }
 
@@ -155,6 +159,7 @@ detail::Child& Group::add_child() {
       std::chrono::duration_cast<std::chrono::nanoseconds>(s.due.time_since_epoch()).count();
   c.cancel_requested = s.cancelling;
   c.task.emplace(census::Task::Borrowed{}, s.orch.get());  // s.orch outlives the children
+  ORCHLAB_FAULT_POINT(group_add_slot, nullptr);
   s.slots.emplace_back();
   ++s.outstanding;
   ++started_;

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "orchlab/census.hpp"
+#include "orchlab/fault_point.hpp"
 
 namespace orchlab {
 namespace {
@@ -170,6 +171,7 @@ void TaskGroup::start_locked(Task task, std::unique_lock<ProfiledMutex>& lock) {
   // The thread may have ended already; its id in finished_ is then missed by
   // reap() and the thread is joined by drain(). drain() cannot run before
   // this push: the owner is here, or the spawning task still counts in active_.
+  ORCHLAB_FAULT_POINT(task_group_thread, nullptr);
   threads_.push_back(std::move(thread));
 }
 
