@@ -136,6 +136,8 @@ class TaskGroup {
   mutable ProfiledMutex mutex_;
   std::condition_variable_any changed_;
   int active_ = 0;
+  /// Starts between making room in threads_ and recording the thread there.
+  std::size_t starting_ = 0;
   std::vector<std::jthread> threads_;
   /// Threads whose task has ended, not yet joined (see reap()).
   std::vector<std::thread::id> finished_;
