@@ -86,7 +86,9 @@ class TaskGroup {
 
   /// Starts `task` on a new census-tracked thread (spawn_tracked). At the
   /// limit it blocks until a task ends, the group is stopped or the deadline
-  /// passes. Does nothing once the group is stopped.
+  /// passes. Does nothing once the group is stopped. When it throws (a
+  /// thread that cannot be created, memory to record it), `task` was not
+  /// started and the group is as before.
   /// REQUIRES: called by the owner or by a task of this group.
   void spawn(Task task);
 
