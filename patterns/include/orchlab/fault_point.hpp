@@ -21,7 +21,7 @@ enum class Fault {
   runtime_thread,     ///< async Runtime: before each io thread is created
   pool_wake,          ///< async client: before the post that resumes a parked acquire
   pool_granted,       ///< async client: a parked acquire resumed, before it holds its place
-  task_group_thread,  ///< TaskGroup: before a started thread is recorded
+  task_group_thread,  ///< TaskGroup: before room is made to record a new thread
   count_
 };
 
