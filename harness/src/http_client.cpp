@@ -117,7 +117,9 @@ struct Client::Impl {
   }
 
   /// A connection of `pool`, waiting while the pool is full; nullptr when
-  /// `stop` fires first.
+  /// `stop` fires first. Records the pool wait (docs/http_client.md): from
+  /// here until the caller holds a connection, an idle one or a new one not
+  /// connected yet (httplib connects inside the request), or gives up.
   std::unique_ptr<Connection> acquire(HostPool& pool, const std::string& origin,
                                       const std::stop_token& stop) {
     const auto start = Clock::now();
@@ -144,9 +146,16 @@ struct Client::Impl {
         create = true;
       }
     }
-    record_wait(start);
     // No I/O here: httplib connects lazily inside the first request.
-    if (create) conn = std::make_unique<Connection>(origin, options, connections_opened);
+    if (create) {
+      try {
+        conn = std::make_unique<Connection>(origin, options, connections_opened);
+      } catch (...) {
+        release(pool, nullptr, false);  // the place taken above, or it is lost for good
+        throw;
+      }
+    }
+    record_wait(start);
     return conn;
   }
 
@@ -181,11 +190,15 @@ struct Client::Impl {
     bool reusable = false;
   };
 
-  void record_wait(Clock::time_point start) {
+  // A sample the histogram cannot store is lost, not the connection held.
+  void record_wait(Clock::time_point start) noexcept {
     const auto ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
     std::lock_guard lock(stats_mutex);
-    wait_ns.record(static_cast<std::uint64_t>(ns));
+    try {
+      wait_ns.record(static_cast<std::uint64_t>(ns));
+    } catch (...) {
+    }
   }
 
   Reply cancelled_reply() {

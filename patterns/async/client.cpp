@@ -19,7 +19,6 @@
 #include <boost/beast/http/error.hpp>
 #include <cerrno>
 #include <charconv>
-#include <deque>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -27,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "orchlab/fault_point.hpp"
 #include "orchlab/profiled_mutex.hpp"
 
 namespace orchlab::async {
@@ -187,6 +187,42 @@ struct Waiter {
   bool parked = false;         // queued (the pool was full): under the lock
   bool granted = false;        // under the lock
   bool woken = false;          // a resumption is posted: under the lock
+  Waiter* prev = nullptr;      // WaitQueue's links: under the lock
+  Waiter* next = nullptr;
+};
+
+// The parked acquires of a host, first come first served, linked through
+// the waiters themselves: queueing, dequeueing and putting one back never
+// allocate, so no step of a hand-over can fail half done.
+class WaitQueue {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  void push_back(Waiter& w) noexcept {
+    w.prev = tail_;
+    w.next = nullptr;
+    (tail_ ? tail_->next : head_) = &w;
+    tail_ = &w;
+  }
+  void push_front(Waiter& w) noexcept {
+    w.prev = nullptr;
+    w.next = head_;
+    (head_ ? head_->prev : tail_) = &w;
+    head_ = &w;
+  }
+  Waiter& pop_front() noexcept {
+    Waiter& w = *head_;
+    erase(w);
+    return w;
+  }
+  void erase(Waiter& w) noexcept {
+    (w.prev ? w.prev->next : head_) = w.next;
+    (w.next ? w.next->prev : tail_) = w.prev;
+    w.prev = w.next = nullptr;
+  }
+
+ private:
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
 };
 
 struct Host {
@@ -196,13 +232,57 @@ struct Host {
   ProfiledMutex mu;
   std::vector<std::unique_ptr<Conn>> idle;
   std::size_t open = 0;  // idle + busy + connecting: bounded by max_conns_per_host
-  std::deque<Waiter*> waiters;
+  WaitQueue waiters;
+  // Every acquire's pool wait (docs/http_client.md), recorded under `mu`,
+  // which the acquire holds anyway.
+  LogHistogram wait_ns;
 };
 
-// After `woken` was set under the lock: nothing else resumes the waiter, and
-// its frame lives until this resumption runs.
-void wake(Waiter& w) {
-  asio::post(w.strand, [h = w.resume] { h.resume(); });
+// Puts a healthy connection in the idle list. A push_back that cannot grow
+// the list closes it instead and frees its place: a place is never lost.
+// REQUIRES: h.mu held.
+void pool_locked(Host& h, std::unique_ptr<Conn>& c) noexcept {
+  try {
+    h.idle.push_back(std::move(c));
+  } catch (...) {
+    --h.open;  // `c` still owns it: the caller's scope closes it
+  }
+}
+
+// Records one acquire's wait; a sample the histogram cannot store is lost
+// (the instrument's failure, not the call's). REQUIRES: h.mu held.
+void record_locked(Host& h, std::int64_t ns) noexcept {
+  try {
+    h.wait_ns.record(static_cast<std::uint64_t>(std::max<std::int64_t>(ns, 0)));
+  } catch (...) {
+  }
+}
+
+// Posts the resumption of `w`, which the caller has taken off the queue and
+// marked woken under the lock (nothing else resumes it, and its frame lives
+// until the resumption runs). The post allocates: when it throws, `w` goes
+// back to the head of the queue, neither woken nor granted, and what it was
+// handed (a connection or a place) back to the pool, so a later release or
+// its call's cancellation still resumes it; then the exception goes on.
+void wake(Host& h, Waiter& w) {
+  try {
+    ORCHLAB_FAULT_POINT(pool_wake, nullptr);
+    asio::post(w.strand, [r = w.resume] { r.resume(); });
+  } catch (...) {
+    std::unique_ptr<Conn> c;  // closed, if it cannot be pooled, outside the lock
+    std::lock_guard lock(h.mu);
+    if (w.granted) {
+      c = std::move(w.conn);
+      if (c)
+        pool_locked(h, c);
+      else
+        --h.open;  // a place
+    }
+    w.granted = false;
+    w.woken = false;
+    h.waiters.push_front(w);
+    throw;
+  }
 }
 
 // The cancellation handler of a parked acquire, in its call's slot: emitted
@@ -215,9 +295,9 @@ struct CancelWait {
       std::lock_guard lock(h.mu);
       if (w.woken) return;
       w.woken = true;
-      std::erase(h.waiters, &w);
+      h.waiters.erase(w);
     }
-    wake(w);
+    wake(h, w);
   }
   Host& h;
   Waiter& w;
@@ -232,7 +312,7 @@ struct Client::Impl {
 
   asio::io_context& ioc;
   ClientOptions options;
-  ProfiledMutex hosts_mu;
+  mutable ProfiledMutex hosts_mu;  // mutable: stats() reads every host's wait_ns
   std::unordered_map<std::string, std::unique_ptr<Host>> hosts;
   // The first hosts, published once each and never removed: a call finds
   // its host here without taking hosts_mu (a lab's services are a handful).
@@ -246,19 +326,6 @@ struct Client::Impl {
   std::atomic<std::uint64_t> stale_discarded{0};
   std::atomic<std::uint64_t> transport_errors{0};
   std::atomic<std::uint64_t> cancelled{0};
-  // Every acquire's wait, 0 when a connection was at hand (as the thread
-  // client records it). A plain mutex: the lab's lock metrics are for the
-  // patterns' own locks, not the instrument's.
-  mutable std::mutex wait_mu;
-  LogHistogram wait_ns;
-  // Acquires that found a connection at hand: their wait of 0 is added to
-  // wait_ns when it is read, which keeps the lock off the common path.
-  std::atomic<std::uint64_t> immediate_acquires{0};
-
-  void record_wait(std::int64_t ns) {
-    std::lock_guard lock(wait_mu);
-    wait_ns.record(static_cast<std::uint64_t>(std::max<std::int64_t>(ns, 0)));
-  }
 
   // The host's pool, created on first use. A host name is resolved once,
   // blocking (the lab's services are literal loopback addresses).
@@ -304,34 +371,35 @@ struct Client::Impl {
   }
 
   // A connection of `h` at hand: an idle one still usable, or a new
-  // unconnected one when the host is under its limit (counted as an
-  // immediate acquire either way); null when the pool is full.
+  // unconnected one when the host is under its limit; null when the pool is
+  // full. Records the wait since `asked` when it has one.
   // REQUIRES: h.mu held.
-  std::unique_ptr<Conn> take_locked(Host& h, std::int64_t now) {
+  std::unique_ptr<Conn> take_locked(Host& h, std::int64_t asked) {
+    std::unique_ptr<Conn> c;
     while (!h.idle.empty()) {
-      std::unique_ptr<Conn> c = std::move(h.idle.back());
+      c = std::move(h.idle.back());
       h.idle.pop_back();
-      if (reusable(*c, now)) {
+      if (reusable(*c, asked)) {
         connections_reused.fetch_add(1, std::memory_order_relaxed);
-        immediate_acquires.fetch_add(1, std::memory_order_relaxed);
+        record_locked(h, now_ns() - asked);
         return c;
       }
       --h.open;
       stale_discarded.fetch_add(1, std::memory_order_relaxed);
     }
     if (h.open < options.max_conns_per_host) {
+      c = std::make_unique<Conn>(ioc);  // before the place is taken: a throw takes none
       ++h.open;
-      immediate_acquires.fetch_add(1, std::memory_order_relaxed);
-      return std::make_unique<Conn>(ioc);
+      record_locked(h, now_ns() - asked);
+      return c;
     }
     return nullptr;
   }
 
   // The common case, without a coroutine of its own: a connection at hand.
-  std::unique_ptr<Conn> try_acquire(Host& h) {
-    const std::int64_t now = now_ns();
+  std::unique_ptr<Conn> try_acquire(Host& h, std::int64_t asked) {
     std::lock_guard lock(h.mu);
-    return take_locked(h, now);
+    return take_locked(h, asked);
   }
 
   // A connection of `h` once one comes back or a place frees up, or null
@@ -344,18 +412,18 @@ struct Client::Impl {
     Host& h;
     Waiter& w;
     asio::cancellation_slot slot;
+    std::int64_t asked;
     bool await_ready() noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> c) {
       w.resume = c;
-      const std::int64_t now = now_ns();
       std::lock_guard lock(h.mu);
-      if (std::unique_ptr<Conn> conn = impl.take_locked(h, now)) {
+      if (std::unique_ptr<Conn> conn = impl.take_locked(h, asked)) {
         w.conn = std::move(conn);
         w.granted = true;
         return false;
       }
       slot.emplace<CancelWait>(h, w);  // may throw: before the waiter is queued
-      h.waiters.push_back(&w);
+      h.waiters.push_back(w);
       w.parked = true;
       impl.acquires_waited.fetch_add(1, std::memory_order_relaxed);
       return true;
@@ -363,46 +431,73 @@ struct Client::Impl {
     void await_resume() noexcept {}
   };
 
+  // A place granted to a parked acquire, until the call's Lease holds it:
+  // whatever throws in between (a sample recorded, a connection made) frees
+  // it, where it used to be lost for good.
+  struct Grant {
+    Grant(Impl& i, Host& host, std::unique_ptr<Conn> c, bool granted)
+        : impl(i), h(host), conn(std::move(c)), held(granted) {}
+    Grant(const Grant&) = delete;
+    Grant& operator=(const Grant&) = delete;
+    ~Grant() {
+      if (held) impl.discard_quietly(h, std::move(conn));
+    }
+    std::unique_ptr<Conn> take() {
+      held = false;
+      return std::move(conn);
+    }
+    Impl& impl;
+    Host& h;
+    std::unique_ptr<Conn> conn;
+    bool held;
+  };
+
   // A connection of `h` once one comes back or a place frees up, or null
   // when `stop` fired while waiting for one. No timer, no shared state: the
   // waiter lives in this frame, a release resumes it with one post.
-  Task<std::unique_ptr<Conn>> wait_for_conn(Host& h, Stop stop) {
+  Task<std::unique_ptr<Conn>> wait_for_conn(Host& h, Stop stop, std::int64_t asked) {
     Waiter w(stop.executor());
-    const std::int64_t t0 = now_ns();
-    co_await Park{*this, h, w, stop.slot()};
+    co_await Park{*this, h, w, stop.slot(), asked};
     if (!w.parked) co_return std::move(w.conn);
     // Resumed on the strand, where emits happen: the handler goes before
     // another operation binds the slot. The fields below were written under
     // the lock before the resumption was posted.
     stop.slot().clear();
-    record_wait(now_ns() - t0);
-    if (!w.granted) co_return nullptr;
-    std::unique_ptr<Conn> c = std::move(w.conn);
-    if (!c) c = std::make_unique<Conn>(ioc);
+    Grant grant(*this, h, std::move(w.conn), w.granted);
+    ORCHLAB_FAULT_POINT(pool_granted, nullptr);
+    if (grant.held && !grant.conn) grant.conn = std::make_unique<Conn>(ioc);
+    {
+      // The wait ends here, with the call running again on its strand: the
+      // io queue's latency of its resumption is part of what it waited.
+      std::lock_guard lock(h.mu);
+      record_locked(h, now_ns() - asked);
+    }
+    if (!grant.held) co_return nullptr;
     if (stop.requested()) {
-      give_back(h, std::move(c));
+      give_back(h, grant.take());
       co_return nullptr;
     }
-    co_return c;
+    co_return grant.take();
   }
 
   // Returns a healthy connection: to the first waiter, else to the pool.
+  // Throws only when the waiter's resumption could not be posted (see wake:
+  // the connection is then back in the pool).
   void release(Host& h, std::unique_ptr<Conn> c) {
     c->idle_since_ns = now_ns();
     Waiter* w = nullptr;
     {
       std::lock_guard lock(h.mu);
       if (h.waiters.empty()) {
-        h.idle.push_back(std::move(c));
+        pool_locked(h, c);
         return;
       }
-      w = h.waiters.front();
-      h.waiters.pop_front();
+      w = &h.waiters.pop_front();
       w->conn = std::move(c);
       w->granted = true;
       w->woken = true;
     }
-    wake(*w);
+    wake(h, *w);
   }
 
   // Closes a connection that must not be reused and frees its place (handed
@@ -421,12 +516,20 @@ struct Client::Impl {
         --h.open;
         return;
       }
-      w = h.waiters.front();
-      h.waiters.pop_front();
+      w = &h.waiters.pop_front();
       w->granted = true;
       w->woken = true;
     }
-    wake(*w);
+    wake(h, *w);
+  }
+
+  // discard() for a destructor: the place is freed whatever happens (a wake
+  // that threw put everything back), and the exception has nowhere to go.
+  void discard_quietly(Host& h, std::unique_ptr<Conn> c) noexcept {
+    try {
+      discard(h, std::move(c));
+    } catch (...) {
+    }
   }
 
   void give_back(Host& h, std::unique_ptr<Conn> c) {
@@ -457,7 +560,7 @@ struct Client::Impl {
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
     ~Lease() {
-      if (conn) impl.discard(h, std::move(conn));
+      if (conn) impl.discard_quietly(h, std::move(conn));
     }
     Impl& impl;
     Host& h;
@@ -477,8 +580,10 @@ struct Client::Impl {
       cancelled.fetch_add(1, std::memory_order_relaxed);
       co_return cancelled_reply();
     }
-    std::unique_ptr<Conn> at_hand = try_acquire(*h);
-    if (!at_hand) at_hand = co_await wait_for_conn(*h, stop);
+    // pool_wait_ns: from here until the call holds a connection.
+    const std::int64_t asked = now_ns();
+    std::unique_ptr<Conn> at_hand = try_acquire(*h, asked);
+    if (!at_hand) at_hand = co_await wait_for_conn(*h, stop, asked);
     Lease lease(*this, *h, std::move(at_hand));
     std::unique_ptr<Conn>& c = lease.conn;
     if (!c) {
@@ -650,9 +755,11 @@ ClientStats Client::stats() const {
   s.stale_discarded = i.stale_discarded.load(std::memory_order_relaxed);
   s.transport_errors = i.transport_errors.load(std::memory_order_relaxed);
   s.cancelled = i.cancelled.load(std::memory_order_relaxed);
-  std::lock_guard lock(i.wait_mu);
-  s.wait_ns = i.wait_ns;
-  s.wait_ns.record(0, i.immediate_acquires.load(std::memory_order_relaxed));
+  std::lock_guard hosts_lock(i.hosts_mu);
+  for (const auto& [authority, h] : i.hosts) {
+    std::lock_guard lock(h->mu);
+    s.wait_ns.merge(h->wait_ns);
+  }
   return s;
 }
 
@@ -660,11 +767,14 @@ void Client::reset_stats() {
   Impl& i = *impl_;
   for (auto* counter :
        {&i.requests, &i.acquires_waited, &i.connections_opened, &i.connections_reused,
-        &i.stale_discarded, &i.transport_errors, &i.cancelled, &i.immediate_acquires}) {
+        &i.stale_discarded, &i.transport_errors, &i.cancelled}) {
     counter->store(0, std::memory_order_relaxed);
   }
-  std::lock_guard lock(i.wait_mu);
-  i.wait_ns.clear();
+  std::lock_guard hosts_lock(i.hosts_mu);
+  for (const auto& [authority, h] : i.hosts) {
+    std::lock_guard lock(h->mu);
+    h->wait_ns.clear();
+  }
 }
 
 }  // namespace orchlab::async

@@ -10,6 +10,8 @@
 #include <exception>
 #include <string>
 
+#include "orchlab/fault_point.hpp"
+
 namespace orchlab::async {
 
 Runtime::Runtime(int threads)
@@ -19,22 +21,31 @@ Runtime::Runtime(int threads)
   const int n =
       threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads_.reserve(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    threads_.emplace_back([this] {
-      // A handler that throws must not take the process down with it. The
-      // group's own handlers catch everything and hand it to their caller
-      // (run_group rethrows it); this is the last line for anything else.
-      for (;;) {
-        try {
-          ioc_.run();
-          return;
-        } catch (const std::exception& e) {
-          std::fprintf(stderr, "orchlab async-group: handler threw: %s\n", e.what());
-        } catch (...) {
-          std::fprintf(stderr, "orchlab async-group: handler threw a non-std exception\n");
+  try {
+    for (int i = 0; i < n; ++i) {
+      ORCHLAB_FAULT_POINT(runtime_thread, nullptr);
+      threads_.emplace_back([this] {
+        // A handler that throws must not take the process down with it. The
+        // group's own handlers catch everything and hand it to their caller
+        // (run_group rethrows it); this is the last line for anything else.
+        for (;;) {
+          try {
+            ioc_.run();
+            return;
+          } catch (const std::exception& e) {
+            std::fprintf(stderr, "orchlab async-group: handler threw: %s\n", e.what());
+          } catch (...) {
+            std::fprintf(stderr, "orchlab async-group: handler threw a non-std exception\n");
+          }
         }
-      }
-    });
+      });
+    }
+  } catch (...) {
+    // A thread that cannot be created (EAGAIN) after others started: they
+    // are stopped and joined, or the vector's joinable std::threads would
+    // call std::terminate; the caller gets the exception.
+    shutdown();
+    throw;
   }
 }
 
@@ -69,6 +80,14 @@ struct GroupState {
   std::string error;
   std::exception_ptr exception;  // the first one thrown by setup or a call
   Outcome outcome;
+  // The group's own reference to its state, from the post of the setup
+  // until maybe_complete() has notified the caller. The calls hold only a
+  // raw pointer, and the caller may return and free its reference as soon
+  // as it sees `done`: the finisher moves this out first and drops it after
+  // the notify, so the atomic it notifies is still alive (it used to be
+  // freed memory whenever the deadline handler, the only other owner, had
+  // run). The last owner to let go, caller or finisher, frees the state.
+  std::shared_ptr<GroupState> self;
   // The caller waits with std::atomic::wait, which spins 16 rounds (the last
   // four with sched_yield) before it sleeps on a futex: with 64 callers on 2
   // cores a group often ends during the spin. A bare futex wait without the
@@ -97,12 +116,23 @@ std::string describe(const Reply& reply) {
 // every asynchronous operation of the calls is initiated and completed there:
 // an emit can never race with an operation installing or clearing its
 // cancellation handler.
-void cancel_all(GroupState& s) {
+void cancel_all(GroupState& s) noexcept {
   s.cancelling = true;
   for (detail::Child& c : s.children) {
     if (c.finished || c.cancel_requested) continue;
     c.cancel_requested = true;
-    c.signal.emit(asio::cancellation_type::terminal);
+    try {
+      c.signal.emit(asio::cancellation_type::terminal);
+    } catch (...) {
+      // A handler that could not act (the pool's, when the post of its
+      // call's resumption threw) leaves the call to see requested() when it
+      // next runs. The exception is the group's; the other calls are still
+      // cancelled.
+      if (!s.exception) {
+        s.exception = std::current_exception();
+        if (s.error.empty()) s.error = "exception";
+      }
+    }
   }
 }
 
@@ -125,13 +155,13 @@ void maybe_complete(GroupState& s) noexcept {
   } catch (...) {
     if (!s.exception) s.exception = std::current_exception();
   }
-  // The caller may return and free the state as soon as it sees 1: this is
-  // the last thing the group touches. The notify after the store is safe
-  // for the same reason sem_post is: libstdc++ checks a waiter count in its
-  // own table and makes a futex call on the address, never a read of it.
+  // The caller may return and drop its reference as soon as it sees 1; the
+  // group's own keeps `done` alive across the notify (see GroupState::self).
+  const std::shared_ptr<GroupState> keep = std::move(s.self);
   s.done.store(1, std::memory_order_release);
+  ORCHLAB_FAULT_POINT(group_notify, &s.done);
   s.done.notify_one();
-}
+}  // `keep` may free the state here: nothing after touches it
 
 // The first exception wins; it stops the siblings as the first error does
 // under fail_fast (an exception is never an answer), and reaches the caller.
@@ -149,16 +179,28 @@ void record_exception(GroupState& s, std::exception_ptr e) noexcept {
 
 detail::Child& Group::add_child() {
   GroupState& s = *state_;
-  detail::Child& c = s.children.emplace_back();
-  c.strand = &s.strand;
-  c.deadline_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(s.due.time_since_epoch()).count();
-  c.cancel_requested = s.cancelling;
-  c.task.emplace(census::Task::Borrowed{}, s.orch.get());  // s.orch outlives the children
+  // All or nothing: what may throw comes first and is undone if a later step
+  // throws. A child left without its slot (setup may catch the exception and
+  // go on) shifted every later call's index, so a finished call was never
+  // marked finished and cancel_all emitted into its stale handler.
+  ORCHLAB_FAULT_POINT(group_add_slot, nullptr);
   s.slots.emplace_back();
+  detail::Child* c = nullptr;
+  try {
+    c = &s.children.emplace_back();
+    c->task.emplace(census::Task::Borrowed{}, s.orch.get());  // s.orch outlives the children
+  } catch (...) {
+    if (c != nullptr) s.children.pop_back();
+    s.slots.pop_back();
+    throw;
+  }
+  c->strand = &s.strand;
+  c->deadline_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(s.due.time_since_epoch()).count();
+  c->cancel_requested = s.cancelling;
   ++s.outstanding;
   ++started_;
-  return c;
+  return *c;
 }
 
 void Group::abandon(detail::Child& c) noexcept {
@@ -201,10 +243,26 @@ Outcome run_group_impl(Runtime& runtime, std::chrono::nanoseconds deadline, Poli
   auto state =
       std::make_shared<GroupState>(asio::make_strand(runtime.context()), policy, census::current(),
                                    std::chrono::steady_clock::now() + deadline);
-  asio::post(state->strand, [state, setup, context] {
-    GroupState& s = *state;
+  GroupState* raw = state.get();
+  raw->self = state;  // dropped by maybe_complete(), after its notify
+  try {
+    Group::post_setup(raw, setup, context);
+  } catch (...) {
+    raw->self.reset();  // nothing was posted: no cycle left behind
+    throw;
+  }
+  state->done.wait(0, std::memory_order_acquire);
+  if (state->exception) std::rethrow_exception(state->exception);
+  return std::move(state->outcome);
+}
+
+void Group::post_setup(GroupState* raw, void (*setup)(void*, Group&), void* context) {
+  // `raw` is kept alive by GroupState::self until the group completes, which
+  // cannot happen before this handler ends (it holds the strand).
+  asio::post(raw->strand, [raw, setup, context] {
+    GroupState& s = *raw;
     try {
-      Group group(state);
+      Group group(raw);
       setup(context, group);
     } catch (...) {
       // The calls already started are cancelled and waited for; then the
@@ -219,7 +277,9 @@ Outcome run_group_impl(Runtime& runtime, std::chrono::nanoseconds deadline, Poli
     if (s.outstanding != 0) {
       try {
         s.deadline.expires_at(s.due);
-        s.deadline.async_wait([state](const boost::system::error_code& ec) {
+        // A reference of its own: the handler may be queued with success
+        // after the group completed and dropped `self`.
+        s.deadline.async_wait([state = s.self](const boost::system::error_code& ec) {
           if (ec || state->completed) return;
           cancel_all(*state);
         });
@@ -229,9 +289,6 @@ Outcome run_group_impl(Runtime& runtime, std::chrono::nanoseconds deadline, Poli
     }
     maybe_complete(s);
   });
-  state->done.wait(0, std::memory_order_acquire);
-  if (state->exception) std::rethrow_exception(state->exception);
-  return std::move(state->outcome);
 }
 
 }  // namespace orchlab::async

@@ -115,7 +115,7 @@ class Group {
   void go(F f) {
     detail::Child& child = add_child();
     try {
-      launch(std::move(f), Stop(&child), state_.get(), started_ - 1);
+      launch(std::move(f), Stop(&child), state_, started_ - 1);
     } catch (...) {
       // Thrown before the call began (its frame could not be made, or `f`
       // not moved into it): not outstanding, or the group would never end.
@@ -127,7 +127,8 @@ class Group {
  private:
   friend Outcome run_group_impl(Runtime&, std::chrono::nanoseconds, Policy, void (*)(void*, Group&),
                                 void*);
-  explicit Group(std::shared_ptr<detail::GroupState> state) : state_(std::move(state)) {}
+  explicit Group(detail::GroupState* state) : state_(state) {}
+  static void post_setup(detail::GroupState* state, void (*setup)(void*, Group&), void* context);
   detail::Child& add_child();
   void abandon(detail::Child& child) noexcept;
   static void finish(detail::GroupState& state, std::size_t index, std::exception_ptr e,
@@ -149,7 +150,7 @@ class Group {
     finish(*state, index, std::move(e), std::move(reply));
   }
 
-  std::shared_ptr<detail::GroupState> state_;
+  detail::GroupState* state_;  // alive while the group runs (GroupState::self)
   std::size_t started_ = 0;
 };
 

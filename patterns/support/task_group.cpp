@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "orchlab/census.hpp"
+#include "orchlab/fault_point.hpp"
 
 namespace orchlab {
 namespace {
@@ -142,10 +143,18 @@ std::size_t TaskGroup::held_threads() const {
 }
 
 void TaskGroup::start_locked(Task task, std::unique_lock<ProfiledMutex>& lock) {
+  // Room to record the thread is made before it starts, for it and every
+  // other start between the unlock and the push_back below: a push_back that
+  // threw there destroyed the new std::jthread, which joined, under mutex_,
+  // a task that needs mutex_ to finish.
+  ORCHLAB_FAULT_POINT(task_group_thread, nullptr);
+  const std::size_t room = threads_.size() + starting_ + 1;
+  if (threads_.capacity() < room) threads_.reserve(std::max(room, 2 * threads_.capacity()));
   // The slot is taken under the lock; the thread is created outside it.
   // Creating a thread costs tens of microseconds (more under load), and
   // holding the lock meanwhile would make every ending task wait for it.
   ++active_;
+  ++starting_;
   lock.unlock();
   std::jthread thread;
   try {
@@ -162,14 +171,18 @@ void TaskGroup::start_locked(Task task, std::unique_lock<ProfiledMutex>& lock) {
     });
   } catch (...) {
     lock.lock();
+    --starting_;
     --active_;  // the thread could not be created (EAGAIN): nothing started
     changed_.notify_all();
     throw;
   }
   lock.lock();
+  --starting_;
   // The thread may have ended already; its id in finished_ is then missed by
   // reap() and the thread is joined by drain(). drain() cannot run before
   // this push: the owner is here, or the spawning task still counts in active_.
+  // Cannot throw: the room was made above (reap() only shrinks the vector,
+  // and drain(), which swaps it, waits for active_ to reach 0).
   threads_.push_back(std::move(thread));
 }
 

@@ -7,13 +7,18 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
 #include <latch>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include "orchlab/census.hpp"
+#include "orchlab/fault_point.hpp"
 
 namespace orchlab {
 namespace {
@@ -373,6 +378,46 @@ TEST_F(TaskGroupTest, TasksAreCountedInTheCensus) {
   release.count_down();
   group.wait();
   EXPECT_EQ(scope.orchestration()->live_tasks(), 0);  // wait() joined them
+}
+
+// Defect: a thread started by spawn() was recorded with threads_.push_back
+// under mutex_; a push_back that threw (std::bad_alloc, here from the fault
+// point) destroyed the new std::jthread, which joined, still under mutex_,
+// the thread whose task needed mutex_ to finish: spawn() never returned.
+TEST_F(TaskGroupTest, AThreadThatCannotBeRecordedDoesNotDeadlockSpawn) {
+  if (!testing::fault_points()) GTEST_SKIP() << "built without fault points";
+  std::atomic<int> passes{0};
+  testing::set_fault(testing::Fault::task_group_thread, [&passes](void*) {
+    if (passes.fetch_add(1) == 0) throw std::bad_alloc();
+  });
+  std::atomic<int> ran{0};
+  auto result = std::async(std::launch::async, [&ran] {
+    TaskGroup group;
+    // Still running when spawn() records its thread.
+    const auto task = [&ran](std::stop_token) {
+      std::this_thread::sleep_for(50ms);
+      ++ran;
+      return std::error_code{};
+    };
+    bool threw = false;
+    try {
+      group.spawn(task);
+    } catch (const std::bad_alloc&) {
+      threw = true;
+    }
+    group.spawn(task);  // the group is still usable
+    return std::pair(threw, group.wait());
+  });
+  if (result.wait_for(10s) == std::future_status::timeout) {
+    std::fprintf(stderr, "HANG: spawn() deadlocked\n");
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+  const auto [threw, ec] = result.get();
+  testing::set_fault(testing::Fault::task_group_thread, nullptr);
+  EXPECT_TRUE(threw);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(ran.load(), 1) << "a spawn() that throws starts nothing";
 }
 
 }  // namespace

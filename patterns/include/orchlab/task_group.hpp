@@ -86,7 +86,9 @@ class TaskGroup {
 
   /// Starts `task` on a new census-tracked thread (spawn_tracked). At the
   /// limit it blocks until a task ends, the group is stopped or the deadline
-  /// passes. Does nothing once the group is stopped.
+  /// passes. Does nothing once the group is stopped. When it throws (a
+  /// thread that cannot be created, memory to record it), `task` was not
+  /// started and the group is as before.
   /// REQUIRES: called by the owner or by a task of this group.
   void spawn(Task task);
 
@@ -136,6 +138,8 @@ class TaskGroup {
   mutable ProfiledMutex mutex_;
   std::condition_variable_any changed_;
   int active_ = 0;
+  /// Starts between making room in threads_ and recording the thread there.
+  std::size_t starting_ = 0;
   std::vector<std::jthread> threads_;
   /// Threads whose task has ended, not yet joined (see reap()).
   std::vector<std::thread::id> finished_;
