@@ -207,7 +207,8 @@ def load_report(path):
         for name in metrics:
             if name in b and b[name] is not None and not _is_number(b[name]):
                 raise ReportError(f"{path}: benchmarks[{i}] ('{b['name']}'): '{name}' is not a number")
-        refuse_impossible(context, b["name"], b, notes)
+        refuse_impossible(context, f"{key.name} repetition {(_as_int(b.get('repetition_index')) or 0) + 1}",
+                          b, notes)
         cells.setdefault(key, Cell(key)).reps.append(b)
     for cell in cells.values():
         cell.reps.sort(key=lambda r: _as_int(r.get("repetition_index")) or 0)
