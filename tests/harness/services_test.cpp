@@ -317,6 +317,39 @@ TEST(InvariantTest, MoreAbortsThanCallsAndFewerRequestsThanAnswersAreRefused) {
   EXPECT_EQ(refuse_impossible(m), 0);
 }
 
+TEST(HostLoadTest, AnotherBusyProcessIsSeenAndThisOneIsNot) {
+  // A child that spins through the sample: another process using the CPU.
+  const pid_t spinner = ::fork();
+  ASSERT_GE(spinner, 0);
+  if (spinner == 0) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(800);
+    volatile std::uint64_t n = 0;
+    while (std::chrono::steady_clock::now() < until) n = n + 1;
+    ::_exit(0);
+  }
+  const auto h = sys::measure_host_load(std::chrono::milliseconds(400));
+  ::kill(spinner, SIGKILL);
+  ::waitpid(spinner, nullptr, 0);
+  EXPECT_GE(h.measured_for_s, 0.39);
+  EXPECT_GE(h.cpus, 1);
+  ASSERT_TRUE(h.load_avg_1m);
+  ASSERT_TRUE(h.cpu_busy_share);
+  ASSERT_TRUE(h.steal_share);
+  EXPECT_GT(*h.cpu_busy_share, 0.0);
+  EXPECT_LE(*h.cpu_busy_share, 1.0);
+  bool seen = false;
+  for (const auto& p : h.busy_processes) {
+    EXPECT_NE(p.pid, ::getpid()) << "this process is not another one";
+    EXPECT_GE(p.cpu_share, 0.05);
+    seen = seen || p.pid == spinner;
+  }
+  EXPECT_TRUE(seen || h.busy_processes.size() == 5u) << "the spinner is among the busiest";
+  EXPECT_EQ(h.busy, !h.why.empty());
+  // Cut short when asked (Ctrl-C before the first cell).
+  const auto cut = sys::measure_host_load(std::chrono::seconds(5), [] { return true; });
+  EXPECT_LT(cut.measured_for_s, 1.0);
+}
+
 TEST(DeadlineHeaderTest, AbsoluteOnThisHostRelativeElsewhere) {
   for (const char* host : {"127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LocalHost"})
     EXPECT_TRUE(is_loopback_host(host)) << host;
