@@ -397,14 +397,14 @@ int run_command(const RunOptions& options, const char* argv0) {
   sys::raise_fd_limit();
   // The host before anything of the run loads it: the load average read
   // when the report is written counts the run's own threads. A sharded run
-  // keeps its start: the sample ends 200 ms before it at the latest.
+  // keeps its start (its services still have to start before it): the
+  // sample takes a tenth of the time left, 0.1 to 1 s.
   {
     auto span = std::chrono::milliseconds(1000);
     if (options.start_at_unix_ns)
-      span = std::clamp(std::chrono::milliseconds((*options.start_at_unix_ns - unix_ns()) /
-                                                      1'000'000 -
-                                                  200),
-                        std::chrono::milliseconds(100), span);
+      span = std::clamp(
+          std::chrono::milliseconds((*options.start_at_unix_ns - unix_ns()) / 10'000'000),
+          std::chrono::milliseconds(100), span);
     info.host_before_run =
         sys::measure_host_load(span, [] { return g_interrupted.load(); });
     if (info.host_before_run->busy && !options.quiet)
