@@ -405,8 +405,7 @@ int run_command(const RunOptions& options, const char* argv0) {
       span = std::clamp(
           std::chrono::milliseconds((*options.start_at_unix_ns - unix_ns()) / 10'000'000),
           std::chrono::milliseconds(100), span);
-    info.host_before_run =
-        sys::measure_host_load(span, [] { return g_interrupted.load(); });
+    info.host_before_run = sys::measure_host_load(span, [] { return g_interrupted.load(); });
     if (info.host_before_run->busy && !options.quiet)
       std::cerr << "orchlab: warning: the host is busy before the run: "
                 << info.host_before_run->why << std::endl;

@@ -174,8 +174,8 @@ void ServiceState::finish_request(Outcome outcome, Clock::time_point start,
     }
   };
   if (outcome == Outcome::write_timeout) ++write_timeouts_;
-  count(completed_, client_aborts_, no_response_, completed_after_deadline_,
-        work_past_deadline_ms_, abort_lag_us_, abort_lead_us_);
+  count(completed_, client_aborts_, no_response_, completed_after_deadline_, work_past_deadline_ms_,
+        abort_lag_us_, abort_lead_us_);
   if (window_generation != 0 && window_generation == generation_) {
     if (window_.in_flight > 0) --window_.in_flight;
     count(window_.completed, window_.client_aborts, window_.no_response,

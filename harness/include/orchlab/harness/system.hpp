@@ -77,10 +77,10 @@ struct HostLoad {
   std::optional<double> cpu_busy_share;  ///< of all CPUs: user+nice+system+irq+softirq (/proc/stat)
   std::optional<double> steal_share;     ///< of all CPUs: time a hypervisor gave to others
   std::vector<BusyProcess> busy_processes;  ///< others over 5 % of a CPU, busiest first (at most 5)
-  double measured_for_s = 0;  ///< between the two /proc/stat reads
-  int cpus = 0;               ///< CPUs /proc/stat covers
-  bool busy = false;          ///< one of the thresholds below was crossed
-  std::string why;            ///< which, with the numbers; "" when not busy
+  double measured_for_s = 0;                ///< between the two /proc/stat reads
+  int cpus = 0;                             ///< CPUs /proc/stat covers
+  bool busy = false;                        ///< one of the thresholds below was crossed
+  std::string why;                          ///< which, with the numbers; "" when not busy
 };
 
 /// Thresholds of HostLoad::busy: CPU busy share, steal share, 1-minute load
