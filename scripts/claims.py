@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from orchlab_py import claimkit, fmt, style  # noqa: E402
 from orchlab_py.evidence import cell_max, cell_median, has_cells, orchestrations, per_orch, pooled_total  # noqa: E402
 from orchlab_py.report import ReportError, load_micro, load_report, micro_beside  # noqa: E402
+from orchlab_py.report import host_busy_line, micro_build_line, micro_context  # noqa: E402
 
 PROG = "claims.py"
 HANG, FAIL = "one-hangs", "fail-fast"
@@ -321,6 +322,8 @@ def render_md(report, micro_path, table, verdicts, claims_path):
     out = ["# The article's claims, measured", "", "Source: " + "; ".join(facts) + ".", ""]
     if ctx.get("interrupted"):
         out += ["> The run was interrupted: some cells are missing.", ""]
+    if host_busy_line(ctx):
+        out += [f"> {host_busy_line(ctx)}", ""]
     out += ["## Summary", "",
             "Each verdict is one of supported, refuted, inconclusive, not testable here. Supported or "
             "refuted only when the interval lies wholly on one side of the claim's threshold; the number "
@@ -331,7 +334,11 @@ def render_md(report, micro_path, table, verdicts, claims_path):
                          summary_rows(verdicts)), ""]
     out += ["## The comparison table", "",
             fmt.md_table(["pattern", "Cancellation", "Leak risk", "Error propagation", "Multi-core safe"], table),
-            "", "How each column is decided:", ""]
+            ""]
+    micro_line = micro_build_line(micro_context(micro_path)) if micro_path else None
+    if micro_line:
+        out += [f"> {micro_line}", ""]
+    out += ["How each column is decided:", ""]
     out += [f"- **{name}**: {rule}" for name, rule in TABLE_RULES]
     out += ["", "## Claims: rules and evidence", "", claimkit.__doc__.strip().split("\n\n", 1)[1].strip(), ""]
     for i, v in enumerate(verdicts):

@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from orchlab_py import claimkit, fmt, require, style, verdicts  # noqa: E402
 from orchlab_py.report import ReportError, load_micro, load_report, micro_beside  # noqa: E402
+from orchlab_py.report import host_busy_line, micro_build_line, micro_context  # noqa: E402
 
 PROG = "report_html.py"
 
@@ -173,6 +174,8 @@ def context_section(report):
     warn = ""
     if c.get("interrupted"):
         warn += '<p class="warn">The run was interrupted: the cells finished so far are shown.</p>'
+    if host_busy_line(c):
+        warn += f'<p class="warn">{esc(host_busy_line(c))}</p>'
     if c.get("sanitizer"):
         warn += (f'<p class="warn">Built with the {esc(c["sanitizer"])} sanitizer: memory, CPU and time '
                  "figures measure the instrumented program.</p>")
@@ -377,6 +380,10 @@ def render(report, runs, micro_path, claims_doc, claims_error, out_path):
     p = figs.plot
     out_dir = os.path.dirname(os.path.abspath(out_path))
     verdict_svg = figs.svg("verdicts", lambda c: p.fig_verdicts(claims_doc, c)) if claims_doc else None
+    try:
+        micro_line = micro_build_line(micro_context(micro_path)) if micro_path else None
+    except ReportError:
+        micro_line = None
     overview = []
     for name, build, caption in (
             ("leaks", lambda c: p.fig_leaks(p.descriptive(report), c), "Leaks, work past the deadline and cancellations."),
@@ -389,6 +396,10 @@ def render(report, runs, micro_path, claims_doc, claims_error, out_path):
         svg = figs.svg(name, build)
         if svg:
             overview.append(figure_html(svg, caption))
+            if name.startswith("micro") and micro_line:
+                # Once, below the first micro figure: what micro.json's debug build means.
+                overview.append(f'<p class="muted">{esc(micro_line.replace("`", ""))}</p>')
+                micro_line = None
     scenarios = report.scenarios()
     scen_html = "".join(scenario_section(report, figs, s) for s in scenarios)
     nav = "".join(f'<a href="#{h}">{esc(t)}</a>' for h, t in (

@@ -144,6 +144,10 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
                  Plan& plan, CallerStats& s) {
   const std::int64_t start = now_ns();
   const std::int64_t due = intended_ns + load.deadline_ns;
+  // Its calls tell the services whether they belong to the window: the
+  // server-side counts then cover the orchestrations `iterations` counts,
+  // however long their calls run into the drain (docs/harness.md).
+  const bool counts = intended_ns >= load.t0_ns;
   // To the nanosecond: in whole milliseconds the exhibit's deadline fell up to
   // 1 ms before `due`, the deadline the services were told, and every abort
   // the deadline caused looked early (a negative abort lag).
@@ -151,6 +155,7 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
   for (std::size_t i = 0; i < plan.calls.size(); ++i) {
     plan.calls[i].key = call_key(load.repetition, caller, seq, static_cast<int>(i));
     plan.calls[i].deadline_ns = due;
+    plan.calls[i].window = counts;
   }
   Outcome out;
   bool threw = false;
@@ -170,7 +175,7 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
     scope.mark_returned();
   }
   const std::int64_t end = now_ns();
-  if (intended_ns < load.t0_ns) return;  // warm-up: run, not counted
+  if (!counts) return;  // warm-up: run, not counted
   record(load, s, intended_ns, end);
   s.calls += plan.calls.size();
   if (threw) {

@@ -260,6 +260,7 @@ Reply Client::get(const Call& call, std::stop_token stop) {
 
   httplib::Headers headers;
   if (call.key != 0) headers.emplace("X-Orchlab-Key", std::to_string(call.key));
+  if (call.window) headers.emplace("X-Orchlab-Phase", "window");
   if (call.deadline_ns != 0) {
     auto [name, value] = deadline_header(target->host, call.deadline_ns);
     headers.emplace(std::string(name), std::move(value));

@@ -385,6 +385,7 @@ json merge_reports(const std::vector<std::string>& files, const std::string& com
       m.shard_process.push_back(process_of(shards[k], b));
       add(m, b, shared);
     }
+    refuse_impossible(m);
     merged.push_back(std::move(m));
   }
 
@@ -443,6 +444,9 @@ json merge_reports(const std::vector<std::string>& files, const std::string& com
                 "largest shard's (abort lag p99: the worst)"
               : "server_* fields of merged cells: each shard ran services of its own; counts "
                 "are summed, the abort lag p99 is the worst shard's");
+  // And the merged cells' own (a server count the merge refused).
+  for (const auto& n : doc["lab"].value("notes", json::array()))
+    if (n.is_string()) note(n.get<std::string>());
   doc["lab"]["notes"] = all_notes;
   return doc;
 }

@@ -239,6 +239,58 @@ std::string cell_name(const Measurement& m) {
          "/concurrency:" + std::to_string(m.concurrency);
 }
 
+bool cancels_on_first_error(std::string_view pattern) {
+  return pattern == "cancellable-group" || pattern == "bounded-group" || pattern == "async-group";
+}
+
+int refuse_impossible(Measurement& m) {
+  if (m.infeasible || !m.server) return 0;
+  ServerTotals& t = *m.server;
+  int refused = 0;
+  const std::string where = cell_name(m) + " repetition " + std::to_string(m.repetition_index + 1);
+  auto refuse = [&](auto& field, const char* name, const std::string& why) {
+    field.reset();
+    ++refused;
+    m.notes.push_back(std::string(name) + " of " + where + " refused (null): " + why +
+                      ", which cannot happen");
+  };
+  // Each abort is one request of one call the services saw the client leave.
+  if (t.client_aborts && *t.client_aborts > m.calls)
+    refuse(t.client_aborts, "server_client_aborts",
+           std::to_string(*t.client_aborts) + " client aborts for " + std::to_string(m.calls) +
+               " calls");
+  // A call answered over HTTP was a request the services saw.
+  const std::uint64_t answered = m.call_ok + m.call_http_errors;
+  if (t.requests && *t.requests < answered)
+    refuse(t.requests, "server_requests",
+           std::to_string(*t.requests) + " requests seen for " + std::to_string(answered) +
+               " calls answered over HTTP");
+  // The first error cancels at most fan-out - 1 siblings (the call that
+  // failed was answered or ended by the service, not aborted by the client);
+  // only an orchestration its deadline ended (timed out, partial) or one that
+  // threw can have every call aborted.
+  if (t.client_aborts && cancels_on_first_error(m.pattern) && m.fanout > 0) {
+    const std::uint64_t f = static_cast<std::uint64_t>(m.fanout);
+    const std::uint64_t whole = m.partial + m.timed_out + m.orchestrations_threw;
+    const std::uint64_t ended_by_error = m.complete + m.failed - m.orchestrations_threw;
+    const std::uint64_t bound = (f - 1) * ended_by_error + f * whole;
+    if (*t.client_aborts > bound) {
+      char per[32];
+      std::snprintf(per, sizeof per, "%.2f",
+                    m.orchestrations ? static_cast<double>(*t.client_aborts) /
+                                           static_cast<double>(m.orchestrations)
+                                     : 0.0);
+      refuse(t.client_aborts, "server_client_aborts",
+             std::to_string(*t.client_aborts) + " client aborts (" + per +
+                 " per orchestration) in a first-error cell of fan-out " +
+                 std::to_string(m.fanout) + ": more than the " + std::to_string(bound) +
+                 " its orchestrations allow (fan-out - 1 per orchestration an error ended, "
+                 "fan-out per one the deadline ended)");
+    }
+  }
+  return refused;
+}
+
 json benchmark_entry(const Measurement& m) {
   const std::string run_name = cell_name(m) + "/real_time";
   const bool ran = !m.infeasible;
@@ -464,6 +516,8 @@ json context_json(const RunInfo& info) {
     caches.push_back(
         {{"type", k.type}, {"level", k.level}, {"size", k.size}, {"num_sharing", k.num_sharing}});
   c["caches"] = caches;
+  // Read now, as the report is written: the run's own threads are in it.
+  // host_before_run says how busy the host was without the run.
   c["load_avg"] = h.load_avg;
 #ifdef NDEBUG
   c["library_build_type"] = "release";
@@ -480,6 +534,22 @@ json context_json(const RunInfo& info) {
   c["command_line"] = info.command_line;
   c["interrupted"] = info.interrupted;
   c["shuffle_seed"] = info.shuffle_seed;
+  if (const auto& hb = info.host_before_run) {
+    auto opt = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
+    json procs = json::array();
+    for (const auto& p : hb->busy_processes)
+      procs.push_back({{"pid", p.pid}, {"comm", p.comm}, {"cpu_share", p.cpu_share}});
+    c["host_before_run"] = {{"load_avg_1m", opt(hb->load_avg_1m)},
+                            {"cpu_busy_share", opt(hb->cpu_busy_share)},
+                            {"steal_share", opt(hb->steal_share)},
+                            {"busy_processes", procs},
+                            {"cpus", hb->cpus},
+                            {"measured_for_s", hb->measured_for_s},
+                            {"busy", hb->busy},
+                            {"why", hb->busy ? json(hb->why) : json(nullptr)}};
+  } else {
+    c["host_before_run"] = nullptr;
+  }
   if (info.shard) {
     c["shard"] = {{"index", info.shard->index},
                   {"count", info.shard->count},

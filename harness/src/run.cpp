@@ -307,6 +307,10 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         }
         progress.end_cell(repetition_summary(m));
         check_services(*services, cell, r, m, service_errors);
+        // A count that cannot be true is refused, never published. A shard
+        // of services the shards share sees every shard's calls: merge checks.
+        if (!(options.sharded && options.services == RunOptions::ServicesMode::remote))
+          refuse_impossible(m);
         by_cell[i].push_back(std::move(m));
       }
     }
@@ -391,6 +395,21 @@ int run_command(const RunOptions& options, const char* argv0) {
   info.date = date_now();
   install_signal_handlers();
   sys::raise_fd_limit();
+  // The host before anything of the run loads it: the load average read
+  // when the report is written counts the run's own threads. A sharded run
+  // keeps its start (its services still have to start before it): the
+  // sample takes a tenth of the time left, 0.1 to 1 s.
+  {
+    auto span = std::chrono::milliseconds(1000);
+    if (options.start_at_unix_ns)
+      span = std::clamp(
+          std::chrono::milliseconds((*options.start_at_unix_ns - unix_ns()) / 10'000'000),
+          std::chrono::milliseconds(100), span);
+    info.host_before_run = sys::measure_host_load(span, [] { return g_interrupted.load(); });
+    if (info.host_before_run->busy && !options.quiet)
+      std::cerr << "orchlab: warning: the host is busy before the run: "
+                << info.host_before_run->why << std::endl;
+  }
   double planned = 0;
   std::size_t steps = 0;
   for (const auto& c : cells) {

@@ -536,15 +536,37 @@ std::optional<ServerTotals> server_delta(const std::vector<StatsReading>& before
                         " did not report /__stats (" + a.error + ")");
       continue;
     }
-    const json* b = i < before.size() && before[i].doc ? &*before[i].doc : nullptr;
+    // The counts are the window's (the calls marked X-Orchlab-Phase: window),
+    // the same orchestrations as `iterations`; a service without "window"
+    // totals (not orchlab-mock, or an older one) cannot give them.
+    const auto window_of = [](const json& doc) -> const json* {
+      const auto it = doc.find("window");
+      return it != doc.end() && it->is_object() ? &*it : nullptr;
+    };
+    const json* w = window_of(*a.doc);
+    const json* b = i < before.size() && before[i].doc ? window_of(*before[i].doc) : nullptr;
+    if (!w) {
+      t.requests.reset();
+      t.client_aborts.reset();
+      t.completed_after_deadline.reset();
+      t.work_past_deadline_ms.reset();
+      lag_known = false;
+      t.notes.push_back(
+          "server_requests, server_client_aborts, server_completed_after_deadline, "
+          "server_work_past_deadline_ms and server_abort_lag_p99_ms are null where service " +
+          a.service +
+          " answered /__stats without \"window\" totals (the calls of the measured window, "
+          "X-Orchlab-Phase: window): its counts would include the warm-up's calls");
+    }
     auto lacks = [&](const char* key, const char* field) {
       t.notes.push_back(std::string(field) + " is null where service " + a.service +
                         " answered /__stats without \"" + key + "\"");
     };
     auto counter = [&](auto& sum, const char* key, const char* field) {
-      const auto x = number(*a.doc, key);
+      if (!w) return;
+      const auto x = number(*w, key);
       if (!x) {
-        lacks(key, field);
+        lacks((std::string("window.") + key).c_str(), field);
         sum.reset();
         return;
       }
@@ -557,13 +579,15 @@ std::optional<ServerTotals> server_delta(const std::vector<StatsReading>& before
     counter(t.completed_after_deadline, "completed_after_deadline",
             "server_completed_after_deadline");
     counter(t.work_past_deadline_ms, "work_past_deadline_ms", "server_work_past_deadline_ms");
-    const auto lag_count = nested(*a.doc, "abort_lag_ms", "count");
-    const auto lag = nested(*a.doc, "abort_lag_ms", "p99");
-    if (!lag_count || (*lag_count > 0 && !lag)) {
-      lacks("abort_lag_ms.p99", "server_abort_lag_p99_ms");
-      lag_known = false;
-    } else if (*lag_count > 0) {
-      t.abort_lag_p99_ms = t.abort_lag_p99_ms ? std::max(*t.abort_lag_p99_ms, *lag) : *lag;
+    if (w) {
+      const auto lag_count = nested(*w, "abort_lag_ms", "count");
+      const auto lag = nested(*w, "abort_lag_ms", "p99");
+      if (!lag_count || (*lag_count > 0 && !lag)) {
+        lacks("window.abort_lag_ms.p99", "server_abort_lag_p99_ms");
+        lag_known = false;
+      } else if (*lag_count > 0) {
+        t.abort_lag_p99_ms = t.abort_lag_p99_ms ? std::max(*t.abort_lag_p99_ms, *lag) : *lag;
+      }
     }
     if (const auto busiest = number(*a.doc, "max_in_flight")) {
       if (t.max_in_flight)

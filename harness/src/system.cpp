@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <climits>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -162,6 +165,139 @@ Host host() {
   }
   double la[3] = {0, 0, 0};
   if (getloadavg(la, 3) == 3) h.load_avg = {la[0], la[1], la[2]};
+  return h;
+}
+
+namespace {
+
+// The aggregate "cpu" line of /proc/stat, in clock ticks.
+struct CpuTicks {
+  std::uint64_t busy = 0, steal = 0, total = 0;
+  int cpus = 0;
+  bool ok = false;
+};
+
+CpuTicks read_cpu_ticks() {
+  CpuTicks t;
+  std::ifstream in("/proc/stat");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("cpu ", 0) == 0) {
+      std::istringstream s(line.substr(4));
+      // user nice system idle iowait irq softirq steal (guest time is in user)
+      std::uint64_t v[8] = {};
+      int n = 0;
+      while (n < 8 && (s >> v[n])) ++n;
+      if (n < 4) return t;
+      t.busy = v[0] + v[1] + v[2] + v[5] + v[6];
+      t.steal = v[7];
+      t.total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+      t.ok = true;
+    } else if (line.rfind("cpu", 0) == 0 && line.size() > 3 && std::isdigit(line[3])) {
+      ++t.cpus;
+    }
+  }
+  return t;
+}
+
+// utime + stime (ticks) and comm of every process, but `self`.
+std::map<int, std::pair<std::uint64_t, std::string>> read_process_ticks(int self) {
+  std::map<int, std::pair<std::uint64_t, std::string>> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    const int pid = std::stoi(name);
+    if (pid == self) continue;
+    const std::string stat = read_line("/proc/" + name + "/stat");
+    // comm is in parentheses and may hold spaces or parentheses itself.
+    const auto open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close < open) continue;
+    std::istringstream rest(stat.substr(close + 1));
+    std::string field;
+    std::uint64_t utime = 0, stime = 0;
+    // Fields 3..13, then utime (14) and stime (15).
+    for (int i = 3; i <= 13 && (rest >> field); ++i) {
+    }
+    if (!(rest >> utime >> stime)) continue;
+    out[pid] = {utime + stime, stat.substr(open + 1, close - open - 1)};
+  }
+  return out;
+}
+
+std::string percent(double share) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f %%", share * 100.0);
+  return buf;
+}
+
+}  // namespace
+
+HostLoad measure_host_load(std::chrono::milliseconds span, const std::function<bool()>& stop) {
+  HostLoad h;
+  {
+    std::istringstream in(read_line("/proc/loadavg"));
+    double one = 0;
+    if (in >> one) h.load_avg_1m = one;
+  }
+  const int self = static_cast<int>(::getpid());
+  const auto t0 = std::chrono::steady_clock::now();
+  const CpuTicks c0 = read_cpu_ticks();
+  const auto p0 = read_process_ticks(self);
+  const auto until = t0 + span;
+  while (std::chrono::steady_clock::now() < until && !(stop && stop()))
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(20), until - std::chrono::steady_clock::now()));
+  const CpuTicks c1 = read_cpu_ticks();
+  const auto p1 = read_process_ticks(self);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  h.measured_for_s = seconds;
+  h.cpus = c1.cpus > 0 ? c1.cpus : static_cast<int>(std::thread::hardware_concurrency());
+  if (c0.ok && c1.ok && c1.total > c0.total) {
+    const double total = static_cast<double>(c1.total - c0.total);
+    h.cpu_busy_share = static_cast<double>(c1.busy - c0.busy) / total;
+    h.steal_share = static_cast<double>(c1.steal - c0.steal) / total;
+  }
+  const double ticks_per_s = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  if (seconds > 0 && ticks_per_s > 0) {
+    for (const auto& [pid, now] : p1) {
+      const auto was = p0.find(pid);
+      if (was == p0.end() || now.first < was->second.first) continue;
+      const double share =
+          static_cast<double>(now.first - was->second.first) / ticks_per_s / seconds;
+      if (share >= 0.05) h.busy_processes.push_back({pid, now.second, share});
+    }
+    std::sort(h.busy_processes.begin(), h.busy_processes.end(),
+              [](const BusyProcess& a, const BusyProcess& b) { return a.cpu_share > b.cpu_share; });
+    if (h.busy_processes.size() > 5) h.busy_processes.resize(5);
+  }
+  std::vector<std::string> why;
+  if (h.cpu_busy_share && *h.cpu_busy_share >= kBusyShare)
+    why.push_back(percent(*h.cpu_busy_share) + " of the CPU time busy");
+  if (h.steal_share && *h.steal_share >= kStealShare)
+    why.push_back(percent(*h.steal_share) + " stolen by the hypervisor");
+  if (h.load_avg_1m && *h.load_avg_1m >= kLoadPerCpu * h.cpus) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "load average %.2f on %d CPUs", *h.load_avg_1m, h.cpus);
+    why.push_back(buf);
+  }
+  if (!h.busy_processes.empty() && h.busy_processes.front().cpu_share >= kBusyProcess) {
+    std::string top = "busiest others:";
+    for (std::size_t i = 0; i < h.busy_processes.size() && i < 3; ++i)
+      top += std::string(i ? "," : "") + " " + h.busy_processes[i].comm + " (pid " +
+             std::to_string(h.busy_processes[i].pid) + ") " +
+             percent(h.busy_processes[i].cpu_share) + " of a CPU";
+    why.push_back(top);
+  }
+  h.busy = !why.empty();
+  for (std::size_t i = 0; i < why.size(); ++i) h.why += (i ? "; " : "") + why[i];
+  if (h.busy) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " (over %.1f s before the first cell)", seconds);
+    h.why += buf;
+  }
   return h;
 }
 

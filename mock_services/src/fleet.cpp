@@ -324,6 +324,9 @@ class Session : public std::enable_shared_from_this<Session> {
     std::optional<std::uint64_t> key;
     std::optional<Clock::time_point> deadline;
     const auto now = Clock::now();
+    // Only "window" counts apart; any other phase is an ordinary request.
+    const auto phase = req.find("X-Orchlab-Phase");
+    const bool window = phase != req.end() && phase->value() == "window";
     if (auto it = req.find("X-Orchlab-Key"); it != req.end()) {
       std::uint64_t v = 0;
       if (!parse_integer(it->value(), v))
@@ -346,7 +349,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                       std::chrono::duration<double, std::milli>(ms));
       deadline = deadline ? std::min(*deadline, relative) : relative;
     }
-    begin(now, key, deadline, overrides);
+    begin(now, key, deadline, window, overrides);
   }
 
   void handle_admin(std::string_view path) {
@@ -420,8 +423,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // -- a counted request --
 
   void begin(Clock::time_point now, std::optional<std::uint64_t> key,
-             std::optional<Clock::time_point> deadline, const Overrides& overrides) {
-    auto plan = service_->begin_request(key);
+             std::optional<Clock::time_point> deadline, bool window, const Overrides& overrides) {
+    auto plan = service_->begin_request(key, window);
+    window_generation_ = plan.window_generation;
     const ServiceConfig& profile = *plan.profile;
     start_ = now;
     deadline_ = deadline;
@@ -694,7 +698,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void finish(Outcome outcome) {
     if (finished_) return;
     finished_ = true;
-    service_->finish_request(outcome, start_, deadline_);
+    service_->finish_request(outcome, start_, deadline_, window_generation_);
   }
 
   // Lingering close: send FIN, then read and discard what the client still
@@ -756,6 +760,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<FaultSpec> fault_;
   Clock::time_point start_;
   std::optional<Clock::time_point> deadline_;
+  std::uint64_t window_generation_ = 0;  // the plan's: 0 unless X-Orchlab-Phase: window
   Clock::duration intended_{};
   Clock::time_point armed_at_;
   std::size_t drained_ = 0;

@@ -116,7 +116,7 @@ void ServiceState::set_profile(ServiceConfig config) {
   profile_ = std::move(next);
 }
 
-RequestPlan ServiceState::begin_request(std::optional<std::uint64_t> key) {
+RequestPlan ServiceState::begin_request(std::optional<std::uint64_t> key, bool window) {
   std::lock_guard lock(mu_);
   RequestPlan plan;
   const std::uint64_t counter = next_index_++;
@@ -124,6 +124,11 @@ RequestPlan ServiceState::begin_request(std::optional<std::uint64_t> key) {
   plan.profile = profile_;
   ++requests_;
   max_in_flight_ = std::max(max_in_flight_, ++in_flight_);
+  if (window) {
+    plan.window_generation = generation_;
+    ++window_.requests;
+    window_.max_in_flight = std::max(window_.max_in_flight, ++window_.in_flight);
+  }
   return plan;
 }
 
@@ -133,36 +138,49 @@ void ServiceState::count_fault(FaultKind kind) {
 }
 
 void ServiceState::finish_request(Outcome outcome, Clock::time_point start,
-                                  std::optional<Clock::time_point> deadline) {
+                                  std::optional<Clock::time_point> deadline,
+                                  std::uint64_t window_generation) {
   const auto end = Clock::now();
   std::lock_guard lock(mu_);
   if (in_flight_ > 0) --in_flight_;
-  switch (outcome) {
-    case Outcome::completed:
-      ++completed_;
-      break;
-    case Outcome::client_abort:
-      ++client_aborts_;
-      break;
-    case Outcome::write_timeout:
-      ++client_aborts_;
-      ++write_timeouts_;
-      break;
-    case Outcome::no_response:
-      ++no_response_;
-      break;
-  }
-  if (!deadline) return;
-  if (end > *deadline) {
-    // Work the mock kept doing for a caller that had already given up.
-    work_past_deadline_ms_ += to_ms(end - std::max(*deadline, start));
-    if (outcome == Outcome::completed) ++completed_after_deadline_;
-  }
-  if (outcome == Outcome::client_abort) {
-    if (end >= *deadline)
-      abort_lag_us_.record(to_us(end - *deadline));
-    else
-      abort_lead_us_.record(to_us(*deadline - end));
+  // The same accounting for the whole service and, for a request of the
+  // current window, for the window totals.
+  auto count = [&](std::uint64_t& completed, std::uint64_t& aborts, std::uint64_t& no_response,
+                   std::uint64_t& after_deadline, double& past_ms, MicrosHistogram& lag,
+                   MicrosHistogram& lead) {
+    switch (outcome) {
+      case Outcome::completed:
+        ++completed;
+        break;
+      case Outcome::client_abort:
+      case Outcome::write_timeout:
+        ++aborts;
+        break;
+      case Outcome::no_response:
+        ++no_response;
+        break;
+    }
+    if (!deadline) return;
+    if (end > *deadline) {
+      // Work the mock kept doing for a caller that had already given up.
+      past_ms += to_ms(end - std::max(*deadline, start));
+      if (outcome == Outcome::completed) ++after_deadline;
+    }
+    if (outcome == Outcome::client_abort) {
+      if (end >= *deadline)
+        lag.record(to_us(end - *deadline));
+      else
+        lead.record(to_us(*deadline - end));
+    }
+  };
+  if (outcome == Outcome::write_timeout) ++write_timeouts_;
+  count(completed_, client_aborts_, no_response_, completed_after_deadline_, work_past_deadline_ms_,
+        abort_lag_us_, abort_lead_us_);
+  if (window_generation != 0 && window_generation == generation_) {
+    if (window_.in_flight > 0) --window_.in_flight;
+    count(window_.completed, window_.client_aborts, window_.no_response,
+          window_.completed_after_deadline, window_.work_past_deadline_ms, window_.abort_lag_us,
+          window_.abort_lead_us);
   }
 }
 
@@ -226,7 +244,17 @@ nlohmann::json ServiceState::stats() const {
           {"completed_after_deadline", completed_after_deadline_},
           {"work_past_deadline_ms", work_past_deadline_ms_},
           {"abort_lag_ms", signed_lag_json_ms(abort_lead_us_, abort_lag_us_)},
-          {"delay_error_ms", delay_error_us_.to_json_ms()}};
+          {"delay_error_ms", delay_error_us_.to_json_ms()},
+          {"window",
+           {{"requests", window_.requests},
+            {"completed", window_.completed},
+            {"in_flight", window_.in_flight},
+            {"max_in_flight", window_.max_in_flight},
+            {"client_aborts", window_.client_aborts},
+            {"no_response", window_.no_response},
+            {"completed_after_deadline", window_.completed_after_deadline},
+            {"work_past_deadline_ms", window_.work_past_deadline_ms},
+            {"abort_lag_ms", signed_lag_json_ms(window_.abort_lead_us, window_.abort_lag_us)}}}};
 }
 
 void ServiceState::reset() {
@@ -243,6 +271,9 @@ void ServiceState::reset() {
   abort_lag_us_.clear();
   abort_lead_us_.clear();
   delay_error_us_.clear();
+  // A new window: requests of the old one still in flight end outside it.
+  ++generation_;
+  window_ = WindowTotals{};
 }
 
 }  // namespace orchlab::mock::detail

@@ -76,6 +76,27 @@ struct FleetShared {
 struct RequestPlan {
   std::uint64_t index = 0;  ///< draw index: X-Orchlab-Key or the request counter
   std::shared_ptr<const ServiceConfig> profile;
+  /// Non-zero for a request marked `X-Orchlab-Phase: window`: the reset
+  /// generation it began in. It ends in the window totals only if no reset
+  /// came between (a reset starts a new window).
+  std::uint64_t window_generation = 0;
+};
+
+/// The totals of the requests marked `X-Orchlab-Phase: window` since the
+/// last reset: a load generator's measured window, apart from its warm-up.
+/// Requests begun before the reset never end in them, so
+/// requests = completed + client_aborts + no_response + in_flight.
+struct WindowTotals {
+  std::uint64_t requests = 0;
+  std::uint64_t completed = 0;
+  std::uint64_t in_flight = 0;
+  std::uint64_t max_in_flight = 0;
+  std::uint64_t client_aborts = 0;
+  std::uint64_t no_response = 0;
+  std::uint64_t completed_after_deadline = 0;
+  double work_past_deadline_ms = 0;
+  MicrosHistogram abort_lag_us;
+  MicrosHistogram abort_lead_us;
 };
 
 /// One service: its live profile and its counters.
@@ -92,12 +113,16 @@ class ServiceState {
   void set_profile(ServiceConfig config);
 
   /// A request head arrived on a service route: counts it, assigns its index.
-  RequestPlan begin_request(std::optional<std::uint64_t> key);
+  /// `window`: it carried `X-Orchlab-Phase: window` (counted in the window
+  /// totals too).
+  RequestPlan begin_request(std::optional<std::uint64_t> key, bool window = false);
   /// Counts a fault chosen for a begun request.
   void count_fault(FaultKind kind);
-  /// Ends a begun request. `deadline` is the caller's, if it sent one.
+  /// Ends a begun request. `deadline` is the caller's, if it sent one;
+  /// `window_generation` is its plan's.
   void finish_request(Outcome outcome, Clock::time_point start,
-                      std::optional<Clock::time_point> deadline);
+                      std::optional<Clock::time_point> deadline,
+                      std::uint64_t window_generation = 0);
   /// A request (or unparseable input) rejected with 4xx/5xx by the mock itself.
   void count_bad_request();
   void count_header_timeout();
@@ -144,6 +169,8 @@ class ServiceState {
   MicrosHistogram abort_lag_us_;   ///< aborts at or after the deadline: how late
   MicrosHistogram abort_lead_us_;  ///< aborts before it: how early (a sibling's error)
   MicrosHistogram delay_error_us_;
+  std::uint64_t generation_ = 1;  ///< +1 on every reset
+  WindowTotals window_;
 };
 
 }  // namespace orchlab::mock::detail

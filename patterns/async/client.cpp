@@ -610,6 +610,7 @@ struct Client::Impl {
       req.append("\r\nX-Orchlab-Key: ");
       append_number(req, call.key);
     }
+    if (call.window) req.append("\r\nX-Orchlab-Phase: window");
     const std::int64_t deadline = call.deadline_ns != 0 ? call.deadline_ns : stop.deadline_ns();
     if (h->loopback && deadline >= 0) {  // deadline_header()'s answer, without its string
       req.append("\r\nX-Orchlab-Deadline-Ns: ");

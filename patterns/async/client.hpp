@@ -41,8 +41,9 @@ class Client {
   /// Performs call.url and returns its Reply; never throws.
   ///
   /// - `http://host:port/path?query`: GET over a pooled keep-alive connection,
-  ///   with X-Orchlab-Key (when call.key != 0) and X-Orchlab-Deadline-Ns
-  ///   (call.deadline_ns, or the group's deadline when 0). On a transport
+  ///   with X-Orchlab-Key (when call.key != 0), X-Orchlab-Phase (when
+  ///   call.window) and X-Orchlab-Deadline-Ns (call.deadline_ns, or the
+  ///   group's deadline when 0). On a transport
   ///   error the Reply's body holds the error text (status is 0).
   /// - `inproc://name[?status=N][&delay_ms=M]`: answers in-process, without
   ///   I/O: status N (default 200) after M ms on a timer (default: at once).

@@ -190,6 +190,9 @@ def load_report(path):
     if not isinstance(context, dict):
         raise ReportError(f"{path}: 'context' is not an object")
 
+    notes = lab.setdefault("notes", [])
+    if not isinstance(notes, list):
+        raise ReportError(f"{path}: lab.notes is not a list")
     cells = {}
     iterations = [(i, b) for i, b in enumerate(benchmarks) if b.get("run_type", "iteration") == "iteration"]
     if not iterations and "lab" not in doc:
@@ -204,6 +207,8 @@ def load_report(path):
         for name in metrics:
             if name in b and b[name] is not None and not _is_number(b[name]):
                 raise ReportError(f"{path}: benchmarks[{i}] ('{b['name']}'): '{name}' is not a number")
+        refuse_impossible(context, f"{key.name} repetition {(_as_int(b.get('repetition_index')) or 0) + 1}",
+                          b, notes)
         cells.setdefault(key, Cell(key)).reps.append(b)
     for cell in cells.values():
         cell.reps.sort(key=lambda r: _as_int(r.get("repetition_index")) or 0)
@@ -296,3 +301,90 @@ def _time_ns(entry):
     if not _is_number(t):
         return None
     return float(t) * _TIME_NS.get(entry.get("time_unit", "ns"), 1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# The host the numbers came from, and what the micro file's library build means
+# ---------------------------------------------------------------------------------------
+
+def host_busy_line(context):
+    """One line when the harness found the host busy before the run's first cell
+    (context.host_before_run.busy, docs/harness.md), else None."""
+    h = context.get("host_before_run") if isinstance(context, dict) else None
+    if not isinstance(h, dict) or h.get("busy") is not True:
+        return None
+    why = h.get("why") or "see context.host_before_run"
+    return (f"The host was busy before the run began ({why}): CPU-bound figures (throughput, "
+            "latency, CPU time) may carry that load.")
+
+
+def micro_context(path):
+    """The context object of a Google Benchmark JSON file ({} when it has none)."""
+    doc = _read_json(path)
+    ctx = doc.get("context")
+    return ctx if isinstance(ctx, dict) else {}
+
+
+def micro_build_line(micro_ctx):
+    """One line explaining micro.json's library_build_type when it says debug, else None.
+
+    Google Benchmark reports whether *its own library* was compiled with NDEBUG. Debian's
+    libbenchmark is not, so it says debug. The timed loop (State::StateIterator,
+    KeepRunningInternal) is inline in benchmark.h and is compiled into orchlab-micro with
+    the lab's own (Release) flags; the library's code runs between batches of iterations.
+    """
+    if not isinstance(micro_ctx, dict) or micro_ctx.get("library_build_type") != "debug":
+        return None
+    return ("micro.json says `library_build_type: debug`: Debian's libbenchmark is built without "
+            "NDEBUG. That is the library's own code (the runner and timers between batches), not "
+            "the measured code: the benchmarks and their timed loop (inline in benchmark.h) are "
+            "the lab's Release build.")
+
+
+# ---------------------------------------------------------------------------------------
+# Report invariants: impossible server counts are refused, never read as figures
+# ---------------------------------------------------------------------------------------
+
+# Patterns that cancel the siblings on the first error (not their +collect-all variants).
+FIRST_ERROR_PATTERNS = ("cancellable-group", "bounded-group", "async-group")
+
+
+def server_invariant_breaks(entry):
+    """[(field, reason)] for the server counts of one iteration entry that cannot be true
+    (docs/harness.md "Invariants"); the harness refuses them itself, this catches reports
+    written before it did."""
+    out = []
+    aborts, requests = entry.get("server_client_aborts"), entry.get("server_requests")
+    calls, fanout = entry.get("calls"), entry.get("fanout")
+    if _is_number(aborts) and _is_number(calls) and aborts > calls:
+        out.append(("server_client_aborts", f"{aborts:g} client aborts for {calls:g} calls"))
+    answered = [entry.get(k) for k in ("call_ok", "call_http_errors")]
+    if _is_number(requests) and all(_is_number(a) for a in answered) and requests < sum(answered):
+        out.append(("server_requests",
+                    f"{requests:g} requests seen for {sum(answered):g} calls answered over HTTP"))
+    if (entry.get("pattern") in FIRST_ERROR_PATTERNS and _is_number(aborts) and _is_number(fanout)
+            and all(_is_number(entry.get(k)) for k in ("complete", "failed", "partial", "timed_out"))):
+        # A first error cancels at most fanout - 1 siblings; only an orchestration the
+        # deadline ended (timed out, partial) or one that threw can see all its calls aborted.
+        threw = entry.get("orchestrations_threw") if _is_number(entry.get("orchestrations_threw")) else 0
+        whole = entry["partial"] + entry["timed_out"] + threw
+        bound = (fanout - 1) * (entry["complete"] + entry["failed"] - threw) + fanout * whole
+        if aborts > bound:
+            out.append(("server_client_aborts",
+                        f"{aborts:g} client aborts in a first-error cell of fan-out {fanout:g}, over "
+                        f"the {bound:g} possible (fan-out - 1 per orchestration an error ended)"))
+    return out
+
+
+def refuse_impossible(doc_context, name, entry, notes):
+    """Nulls the server fields of `entry` that break an invariant; one lab.notes line each."""
+    shard = doc_context.get("shard") if isinstance(doc_context, dict) else None
+    if isinstance(shard, dict) and shard.get("services") == "shared" and "merged" not in shard:
+        return  # one shard's report: the shared services' counts hold every shard's calls
+    for fld, why in server_invariant_breaks(entry):
+        if entry.get(fld) is None:
+            continue
+        entry[fld] = None
+        note = f"{fld} of {name} refused (null): {why}, which cannot happen"
+        if note not in notes:
+            notes.append(note)

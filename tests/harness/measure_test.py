@@ -266,6 +266,43 @@ class ResourceLimitTest(unittest.TestCase):
         self.assertTrue(notes and "Resource temporarily unavailable" in notes[0], rep["lab"]["notes"])
 
 
+FAIL_FAST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scenarios", "claims",
+                         "fail-fast.json")
+
+
+class ServerCountsTest(unittest.TestCase):
+    """The services' counts cover the window's orchestrations, as `iterations` does."""
+
+    def test_fail_fast_aborts_per_orchestration(self):
+        # One service answers 503 in ~1 ms, two take ~50 ms: a pattern that cancels on
+        # the first error aborts the 2 slow siblings, so at most 2 aborts per
+        # orchestration (about 2.37 when the warm-up's and the drain's were counted too).
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "r.json")
+            p = run(["run", "-s", FAIL_FAST, "-p", "cancellable-group,async-group", "-d", "0.5s",
+                     "-r", "1", "-c", "8", "-o", out, "-q"], tmp)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            with open(out) as f:
+                rep = json.load(f)
+        cells = iterations(rep)
+        self.assertEqual(sorted(c["pattern"] for c in cells), ["async-group", "cancellable-group"])
+        self.assertFalse([n for n in rep["lab"]["notes"] if "refused" in n], rep["lab"]["notes"])
+        for c in cells:
+            with self.subTest(pattern=c["pattern"]):
+                self.assertGreater(c["iterations"], 50, c)
+                aborts = c["server_client_aborts"]
+                self.assertIsNotNone(aborts, rep["lab"]["notes"])
+                self.assertGreaterEqual(aborts / c["iterations"], 1.8, c)
+                self.assertLessEqual(aborts / c["iterations"], 2.0, c)
+                # The window's calls only: no warm-up request among them.
+                self.assertLessEqual(c["server_requests"], c["calls"], c)
+                self.assertGreaterEqual(c["server_requests"], c["call_ok"] + c["call_http_errors"], c)
+        host = rep["context"]["host_before_run"]
+        self.assertGreaterEqual(host["measured_for_s"], 0.9, host)
+        self.assertIsInstance(host["busy"], bool)
+        self.assertEqual(host["busy"], host["why"] is not None, host)
+
+
 def main():
     global ORCHLAB
     parser = argparse.ArgumentParser()

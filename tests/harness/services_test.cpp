@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "orchlab/harness/cli.hpp"
+#include "orchlab/harness/report.hpp"
 #include "orchlab/pattern.hpp"
 
 #ifndef ORCHLAB_MOCK_BINARY
@@ -131,13 +132,22 @@ StatsReading reading(const std::string& name, std::optional<json> doc) {
   return r;
 }
 
+// orchlab-mock's /__stats: the whole service's counts at the top, the
+// window's (calls marked X-Orchlab-Phase: window) in "window". The harness
+// reads the window's; the top level here holds decoys it must not read.
 json full_stats(int requests, int aborts, double lag_p99, int max_in_flight) {
-  return {{"requests", requests},
-          {"client_aborts", aborts},
-          {"completed_after_deadline", 1},
-          {"work_past_deadline_ms", 2.5},
-          {"abort_lag_ms", {{"count", 1}, {"p99", lag_p99}}},
-          {"max_in_flight", max_in_flight}};
+  return {{"requests", 1000 + requests},
+          {"client_aborts", 1000 + aborts},
+          {"completed_after_deadline", 1000},
+          {"work_past_deadline_ms", 1000.0},
+          {"abort_lag_ms", {{"count", 1}, {"p99", 1000.0}}},
+          {"max_in_flight", max_in_flight},
+          {"window",
+           {{"requests", requests},
+            {"client_aborts", aborts},
+            {"completed_after_deadline", 1},
+            {"work_past_deadline_ms", 2.5},
+            {"abort_lag_ms", {{"count", 1}, {"p99", lag_p99}}}}}};
 }
 
 TEST(ServerDeltaTest, SumsDeltasAndTakesTheWorstService) {
@@ -156,7 +166,7 @@ TEST(ServerDeltaTest, SumsDeltasAndTakesTheWorstService) {
 TEST(ServerDeltaTest, AbortLagIsTheWorstSignedP99AndNullWithoutAborts) {
   json early = full_stats(10, 2, -90, 1);
   json none = full_stats(10, 0, 0, 1);
-  none["abort_lag_ms"] = {{"count", 0}, {"p99", nullptr}};
+  none["window"]["abort_lag_ms"] = {{"count", 0}, {"p99", nullptr}};
   auto t = server_delta({}, {reading("a", early), reading("b", none)});
   ASSERT_TRUE(t);
   // b saw no abort: it has no lag, and must not pull the worst up to 0.
@@ -189,8 +199,8 @@ TEST(ServerDeltaTest, AServiceWithoutStatsMakesEveryFieldNull) {
 
 TEST(ServerDeltaTest, AMissingFieldIsNullForThatFieldOnly) {
   json partial = full_stats(30, 4, 7, 5);
-  partial.erase("client_aborts");
-  partial["abort_lag_ms"].erase("p99");
+  partial["window"].erase("client_aborts");
+  partial["window"]["abort_lag_ms"].erase("p99");
   const auto t = server_delta({}, {reading("a", full_stats(1, 1, 1, 1)), reading("b", partial)});
   ASSERT_TRUE(t);
   EXPECT_FALSE(t->client_aborts);
@@ -200,10 +210,144 @@ TEST(ServerDeltaTest, AMissingFieldIsNullForThatFieldOnly) {
   ASSERT_EQ(t->notes.size(), 2u);
   EXPECT_NE(
       t->notes[0].find("server_client_aborts is null where service b answered /__stats without "
-                       "\"client_aborts\""),
+                       "\"window.client_aborts\""),
       std::string::npos)
       << t->notes[0];
   EXPECT_NE(t->notes[1].find("abort_lag_ms.p99"), std::string::npos) << t->notes[1];
+}
+
+TEST(ServerDeltaTest, AServiceWithoutWindowTotalsGivesNoCounts) {
+  // A /__stats without "window" (not orchlab-mock, or an older one): its
+  // counts would cover the warm-up's calls too, so they are not read.
+  json old = full_stats(30, 4, 7, 5);
+  old.erase("window");
+  const auto t = server_delta({}, {reading("a", full_stats(1, 1, 1, 1)), reading("old", old)});
+  ASSERT_TRUE(t);
+  EXPECT_FALSE(t->requests);
+  EXPECT_FALSE(t->client_aborts);
+  EXPECT_FALSE(t->completed_after_deadline);
+  EXPECT_FALSE(t->work_past_deadline_ms);
+  EXPECT_FALSE(t->abort_lag_p99_ms);
+  EXPECT_EQ(t->max_in_flight, 5u);  // a peak of the service, read at the top level
+  EXPECT_EQ(t->unreachable, 0);
+  ASSERT_EQ(t->notes.size(), 1u);
+  EXPECT_NE(t->notes[0].find("service old answered /__stats without \"window\" totals"),
+            std::string::npos)
+      << t->notes[0];
+}
+
+// A repetition of claim-fail-fast as the issue found it: fan-out 3, every
+// orchestration ended by the 503, and the warm-up's aborts counted too.
+Measurement fail_fast(const std::string& pattern, std::uint64_t aborts) {
+  Measurement m;
+  m.scenario = "claim-fail-fast";
+  m.pattern = pattern;
+  m.fanout = 3;
+  m.concurrency = 16;
+  m.orchestrations = 1000;
+  m.failed = 1000;
+  m.calls = 3000;
+  m.call_http_errors = 1000;
+  m.call_cancelled = 2000;
+  ServerTotals t;
+  t.requests = 3000;
+  t.client_aborts = aborts;
+  t.completed_after_deadline = 0;
+  t.work_past_deadline_ms = 0.0;
+  m.server = t;
+  return m;
+}
+
+TEST(InvariantTest, MoreAbortsThanSiblingsInAFirstErrorCellAreRefused) {
+  for (const char* p : {"cancellable-group", "bounded-group", "async-group"}) {
+    auto m = fail_fast(p, 2370);  // 2.37 per orchestration; at most 2 siblings exist
+    EXPECT_EQ(refuse_impossible(m), 1) << p;
+    EXPECT_FALSE(m.server->client_aborts) << p;
+    EXPECT_EQ(m.server->requests, 3000u);  // the others stay
+    ASSERT_EQ(m.notes.size(), 1u);
+    EXPECT_NE(m.notes[0].find("server_client_aborts of claim-fail-fast/" + std::string(p) +
+                              "/fanout:3/concurrency:16 repetition 1 refused (null): 2370 "
+                              "client aborts (2.37 per orchestration)"),
+              std::string::npos)
+        << m.notes[0];
+    // The report says null, and lab.notes why.
+    const auto e = benchmark_entry(m);
+    EXPECT_TRUE(e["server_client_aborts"].is_null());
+    EXPECT_EQ(e["server_requests"], 3000);
+    const auto doc = build_report(RunInfo{}, {m}, nullptr);
+    EXPECT_NE(doc["lab"]["notes"][0].get<std::string>().find("refused"), std::string::npos);
+  }
+  // Exactly fan-out - 1 per orchestration is possible.
+  auto m = fail_fast("async-group", 2000);
+  EXPECT_EQ(refuse_impossible(m), 0);
+  EXPECT_EQ(m.server->client_aborts, 2000u);
+  EXPECT_TRUE(m.notes.empty());
+  // The deadline can abort every call of an orchestration it ended.
+  m = fail_fast("cancellable-group", 2100);
+  m.failed = 900;
+  m.timed_out = 100;
+  EXPECT_EQ(refuse_impossible(m), 0);
+  // A pattern that waits for every call is not a first-error cell: 2.37 is
+  // possible there (its calls can all be cut off by the deadline).
+  m = fail_fast("cancellable-group+collect-all", 2370);
+  EXPECT_EQ(refuse_impossible(m), 0);
+  EXPECT_EQ(m.server->client_aborts, 2370u);
+}
+
+TEST(InvariantTest, MoreAbortsThanCallsAndFewerRequestsThanAnswersAreRefused) {
+  auto m = fail_fast("channel-soup", 3001);
+  EXPECT_EQ(refuse_impossible(m), 1);
+  EXPECT_FALSE(m.server->client_aborts);
+  EXPECT_NE(m.notes.at(0).find("3001 client aborts for 3000 calls"), std::string::npos)
+      << m.notes[0];
+  m = fail_fast("channel-soup", 0);
+  m.call_ok = 1500;
+  m.server->requests = 2499;  // 1000 + 1500 answered over HTTP
+  EXPECT_EQ(refuse_impossible(m), 1);
+  EXPECT_FALSE(m.server->requests);
+  EXPECT_EQ(m.server->client_aborts, 0u);
+  EXPECT_NE(m.notes.at(0).find("2499 requests seen for 2500 calls answered over HTTP"),
+            std::string::npos)
+      << m.notes[0];
+  // Unknown stays unknown, and nothing is checked without server counts.
+  m = fail_fast("async-group", 2370);
+  m.server->client_aborts.reset();
+  EXPECT_EQ(refuse_impossible(m), 0);
+  m.server.reset();
+  EXPECT_EQ(refuse_impossible(m), 0);
+}
+
+TEST(HostLoadTest, AnotherBusyProcessIsSeenAndThisOneIsNot) {
+  // A child that spins through the sample: another process using the CPU.
+  const pid_t spinner = ::fork();
+  ASSERT_GE(spinner, 0);
+  if (spinner == 0) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(800);
+    volatile std::uint64_t n = 0;
+    while (std::chrono::steady_clock::now() < until) n = n + 1;
+    ::_exit(0);
+  }
+  const auto h = sys::measure_host_load(std::chrono::milliseconds(400));
+  ::kill(spinner, SIGKILL);
+  ::waitpid(spinner, nullptr, 0);
+  EXPECT_GE(h.measured_for_s, 0.39);
+  EXPECT_GE(h.cpus, 1);
+  ASSERT_TRUE(h.load_avg_1m);
+  ASSERT_TRUE(h.cpu_busy_share);
+  ASSERT_TRUE(h.steal_share);
+  EXPECT_GT(*h.cpu_busy_share, 0.0);
+  EXPECT_LE(*h.cpu_busy_share, 1.0);
+  bool seen = false;
+  for (const auto& p : h.busy_processes) {
+    EXPECT_NE(p.pid, ::getpid()) << "this process is not another one";
+    EXPECT_GE(p.cpu_share, 0.05);
+    seen = seen || p.pid == spinner;
+  }
+  EXPECT_TRUE(seen || h.busy_processes.size() == 5u) << "the spinner is among the busiest";
+  EXPECT_EQ(h.busy, !h.why.empty());
+  // Cut short when asked (Ctrl-C before the first cell).
+  const auto cut = sys::measure_host_load(std::chrono::seconds(5), [] { return true; });
+  EXPECT_LT(cut.measured_for_s, 1.0);
 }
 
 TEST(DeadlineHeaderTest, AbsoluteOnThisHostRelativeElsewhere) {

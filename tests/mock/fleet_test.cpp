@@ -656,6 +656,48 @@ TEST(MockStatsTest, AbortLagIsSignedAndNullWithoutAborts) {
   EXPECT_DOUBLE_EQ(s["abort_lag_ms"]["p99"].get<double>(), s["abort_lag_ms"]["p50"].get<double>());
 }
 
+TEST(MockStatsTest, WindowCallsAreCountedApartAndAResetStartsANewWindow) {
+  auto fleet = start({{"name", "svc"}});
+  const auto url = fleet->url("svc");
+  const std::string window = "X-Orchlab-Phase: window\r\n";
+  // A window call still in flight when the reset comes (the last repetition's
+  // leftover) never ends in the new window's totals.
+  Conn leftover(url);
+  ASSERT_TRUE(leftover.get("/?fault=hang", window + "X-Orchlab-Timeout-Ms: 10\r\n"));
+  ASSERT_TRUE(eventually([&] { return fleet->stats("svc")["window"]["in_flight"] == 1; }));
+  fleet->reset();
+  EXPECT_EQ(fleet->stats("svc")["window"]["requests"], 0);
+  EXPECT_EQ(fleet->stats("svc")["window"]["in_flight"], 0);
+  // A warm-up call (no phase, or another one) and two window calls, one of
+  // which the client leaves.
+  http_get(url, "/");
+  http_get(url, "/", "X-Orchlab-Phase: warmup\r\n");
+  EXPECT_EQ(http_get(url, "/", window).status, 200);
+  {
+    Conn leaver(url);
+    ASSERT_TRUE(leaver.get("/?delay_ms=60000", window + "X-Orchlab-Timeout-Ms: 5000\r\n"));
+    ASSERT_TRUE(eventually([&] { return fleet->stats("svc")["window"]["in_flight"] == 1; }));
+  }
+  leftover.close();  // its abort counts for the service, not for the window
+  ASSERT_TRUE(eventually([&] {
+    const auto s = fleet->stats("svc");
+    return s["client_aborts"] == 2 && s["window"]["client_aborts"] == 1;
+  }));
+  const auto s = fleet->stats("svc");
+  const auto& w = s["window"];
+  EXPECT_EQ(w["requests"], 2);
+  EXPECT_EQ(w["completed"], 1);
+  EXPECT_EQ(w["in_flight"], 0);
+  EXPECT_EQ(w["max_in_flight"], 1);
+  EXPECT_EQ(w["no_response"], 0);
+  EXPECT_EQ(w["abort_lag_ms"]["count"], 1);
+  EXPECT_EQ(w["abort_lag_ms"]["before_deadline"], 1);  // left well before its 5 s
+  EXPECT_EQ(w["completed_after_deadline"], 0);
+  EXPECT_EQ(w["work_past_deadline_ms"], 0.0);
+  EXPECT_EQ(s["requests"], 5);  // the leftover carried over, 2 warm-up, 2 window
+  expect_identity(s);
+}
+
 TEST(MockStatsTest, ManyThreadsManyClients) {
   ServerOptions options;
   options.threads = 3;

@@ -35,8 +35,8 @@ class Client : public std::enable_shared_from_this<Client> {
   static std::shared_ptr<Client> create(PoolOptions options = {});
   ~Client();
 
-  /// Performs GET call.url, blocking. Sends X-Orchlab-Key and
-  /// X-Orchlab-Deadline-Ns when set. Returns ReplyError::cancelled as soon as
+  /// Performs GET call.url, blocking. Sends X-Orchlab-Key,
+  /// X-Orchlab-Phase and X-Orchlab-Deadline-Ns when set. Returns ReplyError::cancelled as soon as
   /// `stop` fires (while waiting for a connection, before sending, or in
   /// flight: the connection is then discarded). Records completion in the
   /// census (late when its orchestration already returned).

@@ -31,6 +31,11 @@ struct Call {
   /// to any other (deadline_header()), so the mock can measure work done
   /// past it.
   std::int64_t deadline_ns = 0;
+  /// Sent as `X-Orchlab-Phase: window` when true: the call belongs to an
+  /// orchestration of the measured window (not the warm-up), and the mock
+  /// counts it in its /__stats "window" totals, so the server-side counts
+  /// cover the same orchestrations as the harness's `iterations`.
+  bool window = false;
 };
 
 /// True for a host that is this machine: 127.0.0.0/8, ::1 (brackets

@@ -10,8 +10,10 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "orchlab/harness/system.hpp"
 #include "orchlab/histogram.hpp"
 
 namespace orchlab::harness {
@@ -146,6 +148,9 @@ struct RunInfo {
   /// Seed of the per-repetition cell order (context "shuffle_seed").
   std::uint64_t shuffle_seed = 0;
   std::optional<ShardInfo> shard;  ///< context.shard; empty: not sharded
+  /// The host measured before the first cell (context.host_before_run);
+  /// empty: not measured (null).
+  std::optional<sys::HostLoad> host_before_run;
 };
 
 /// `{"buckets": [[lower, upper, count], ...], "count", "min", "max", "sum"}`:
@@ -164,6 +169,21 @@ std::string iso8601_utc(std::int64_t unix_ns);
 /// "scenario/pattern/fanout:N/concurrency:C": the cell a measurement is a
 /// repetition of (the key of lab.series; run_name adds "/real_time").
 std::string cell_name(const Measurement& m);
+
+/// True for the patterns that cancel the siblings on their first error
+/// (cancellable-group, bounded-group, async-group; not the +collect-all
+/// variants): their cells are the "first-error cells" of the invariants.
+bool cancels_on_first_error(std::string_view pattern);
+
+/// The report invariants on a repetition's server counts (docs/harness.md,
+/// "Invariants"): client aborts no more than calls, requests no fewer than
+/// the calls answered over HTTP, and in a first-error cell no more client
+/// aborts than fan-out - 1 per orchestration an error ended (fan-out for one
+/// the deadline ended). A count that breaks one cannot be true: it is
+/// refused (null) and a note says which, with the numbers. Returns how many
+/// were refused. Not for a shard's own report when the shards share their
+/// services (its counts hold every shard's calls): merge checks the sum.
+int refuse_impossible(Measurement& m);
 
 /// One benchmarks[] entry for a repetition.
 nlohmann::ordered_json benchmark_entry(const Measurement& m);

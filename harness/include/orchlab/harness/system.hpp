@@ -3,7 +3,10 @@
 // description that goes into a report's context.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,6 +62,36 @@ struct Host {
   std::vector<double> load_avg;
 };
 Host host();
+
+/// Another process that used the CPU while the host was sampled.
+struct BusyProcess {
+  int pid = 0;
+  std::string comm;
+  double cpu_share = 0;  ///< CPU time over the sample / its length: 1.0 = one whole CPU
+};
+
+/// The host before the run's first cell: how busy it was without the run.
+/// Unknown is empty (a /proc file that could not be read).
+struct HostLoad {
+  std::optional<double> load_avg_1m;     ///< /proc/loadavg
+  std::optional<double> cpu_busy_share;  ///< of all CPUs: user+nice+system+irq+softirq (/proc/stat)
+  std::optional<double> steal_share;     ///< of all CPUs: time a hypervisor gave to others
+  std::vector<BusyProcess> busy_processes;  ///< others over 5 % of a CPU, busiest first (at most 5)
+  double measured_for_s = 0;                ///< between the two /proc/stat reads
+  int cpus = 0;                             ///< CPUs /proc/stat covers
+  bool busy = false;                        ///< one of the thresholds below was crossed
+  std::string why;                          ///< which, with the numbers; "" when not busy
+};
+
+/// Thresholds of HostLoad::busy: CPU busy share, steal share, 1-minute load
+/// per CPU, and one other process's CPU share.
+inline constexpr double kBusyShare = 0.20, kStealShare = 0.05, kLoadPerCpu = 0.5,
+                        kBusyProcess = 0.5;
+
+/// Reads /proc/stat and every /proc/PID/stat, waits `span` (or until `stop`
+/// returns true, polled every 20 ms), reads them again. This process is not
+/// one of the "other" processes.
+HostLoad measure_host_load(std::chrono::milliseconds span, const std::function<bool()>& stop = {});
 
 /// Absolute path of the running executable (argv[0] if unknown).
 std::string executable(const char* argv0);
