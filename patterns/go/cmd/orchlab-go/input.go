@@ -78,6 +78,9 @@ func parseInput(r io.Reader) (*cell, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading stdin: %v", err)
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("stdin is empty: expected one protocol %d cell (JSON); --help for usage", ProtocolVersion)
+	}
 	var in input
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
