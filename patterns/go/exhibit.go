@@ -49,6 +49,9 @@ type Env struct {
 // Go is the exhibit's `go f()`, counted by the census.
 func (e Env) Go(f func()) { e.Census.Go(f) }
 
+// GoThen is Go(f) followed by then() once the census no longer counts the goroutine.
+func (e Env) GoThen(f func(), then func()) { e.Census.GoThen(f, then) }
+
 // Func is f as given to g.Go, counted by the census while it runs.
 func (e Env) Func(f func() error) func() error { return e.Census.Func(f) }
 

@@ -29,14 +29,15 @@ func MutexAggregation(e Env, calls []Call) ([]Result, error) {
 	)
 	for _, fetch := range fetches {
 		fetch := fetch
-		wg.Add(1)     // addition (WaitGroup)
-		e.Go(func() { // census: go func() {...}()
-			defer wg.Done() // addition (WaitGroup)
+		wg.Add(1) // addition (WaitGroup)
+		// census: go func() {...}(); addition: wg.Done once the goroutine is no longer
+		// counted, so that wg.Wait() is the join the C++ twin does (no leak by construction).
+		e.GoThen(func() {
 			r := fetch()
 			mu.Lock() // ROTS HERE: one lock for every result
 			results = append(results, r)
 			mu.Unlock()
-		})
+		}, wg.Done)
 	}
 	wg.Wait() // addition (WaitGroup); ROTS HERE: no timeout: waits for the slowest call
 	return results, nil

@@ -111,6 +111,25 @@ func (o *Orchestration) Go(f func()) {
 	}()
 }
 
+// GoThen is Go(f) that calls then() once the task has been unregistered: a
+// sync.WaitGroup's Done given as then makes wg.Wait() a join, as a C++ thread's join
+// is (the task is no longer live when Wait returns).
+func (o *Orchestration) GoThen(f func(), then func()) {
+	if o == nil {
+		go func() {
+			defer then()
+			f()
+		}()
+		return
+	}
+	o.start()
+	go func() {
+		defer then()
+		defer o.end()
+		f()
+	}()
+}
+
 // Func wraps a function some other code runs on its own goroutine (errgroup's g.Go):
 // the task is live from the wrapper's first line to its return. Only for code that
 // joins its goroutines before the orchestration returns (g.Wait()), since a task
