@@ -64,3 +64,20 @@ func TestNilOrchestrationRunsWithoutCounting(t *testing.T) {
 	}
 	o.NoteCompletion()
 }
+
+func TestGoThenSignalsAfterTheTaskEnds(t *testing.T) {
+	var l Ledger
+	o := l.Open()
+	for i := 0; i < 100; i++ {
+		done := make(chan struct{})
+		o.GoThen(func() {}, func() { close(done) })
+		<-done
+		if o.Live() != 0 {
+			t.Fatalf("a task still live after its then() ran")
+		}
+	}
+	var nilO *Orchestration
+	done := make(chan struct{})
+	nilO.GoThen(func() {}, func() { close(done) })
+	<-done
+}
