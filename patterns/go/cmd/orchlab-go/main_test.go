@@ -142,7 +142,9 @@ func checkInvariants(t *testing.T, m map[string]any) {
 func TestClosedLoopHealthyCell(t *testing.T) {
 	s := testserver.Start()
 	defer s.Close()
-	m := drive(t, cellJSON(t, []string{s.At("delay_ms=5")}, nil))
+	// A deadline far above the 5 ms calls: a loaded machine (make test on 2 cores) must
+	// not turn a healthy call into a timeout.
+	m := drive(t, cellJSON(t, []string{s.At("delay_ms=5")}, map[string]any{"deadline_ms": 2000}))
 	checkInvariants(t, m)
 	if m["complete"] != m["iterations"] || m["leaked_tasks_at_return"] != 0.0 || m["late_completions"] != 0.0 {
 		t.Errorf("healthy errgroup: complete %v of %v, leaked %v, late %v", m["complete"], m["iterations"], m["leaked_tasks_at_return"], m["late_completions"])
@@ -195,7 +197,7 @@ func TestClosedLoopSoupLeaksIntoTheDrain(t *testing.T) {
 		t.Errorf("unanswered %v, server aborts %d", m["call_unanswered"], s.Aborts.Load())
 	}
 	// One deadline after its last fast reply: timed out, just past the deadline.
-	if p50 := num(t, m, "p50_us"); p50 < 100e3 || p50 > 200e3 {
+	if p50 := num(t, m, "p50_us"); p50 < 100e3 || p50 > 400e3 {
 		t.Errorf("p50 %v us", p50)
 	}
 	s.Release()
