@@ -2,7 +2,9 @@
 #
 #   make              Release build (build/release)
 #   make test         ASan+UBSan build + ctest, TSan build + ctest, the measurement
-#                     tests on Release programs, pytest, fuzz-smoke
+#                     tests on Release programs, pytest, test-go, fuzz-smoke
+#   make go           the Go exhibits' driver, build/go/orchlab-go (offline: Debian's Go)
+#   make test-go      go vet + go test -race on patterns/go (seconds, once compiled)
 #   make bench        full default sweep + micro suite -> results/<UTC stamp>/
 #   make bench-quick  the same pipeline on a tiny sweep (under a minute)
 #   make bench-mock   orchlab-mock vs nginx under wrk (scripts/bench_mock.sh)
@@ -23,11 +25,15 @@ CLIENT_S ?= 4
 CMAKE   ?= cmake
 CTEST_ARGS ?= --output-on-failure --timeout 300 -j3
 SAN_FLAGS  := -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O0 -g"
+# Go from Debian only (golang-go, golang-golang-x-sync-dev): go.mod replaces x/sync
+# with /usr/share/gocode's copy, and nothing is ever fetched from a module proxy.
+GO      ?= go
+GO_ENV  := GOFLAGS=-mod=mod GOPROXY=off GOSUMDB=off GOCACHE=$(CURDIR)/build/go/cache
 
 .PHONY: all deps release asan tsan test test-asan test-tsan test-release pytest bench bench-build bench-quick bench-client callgrind-client \
-        bench-mock mock compare plot claims html clean fuzz fuzz-build fuzz-smoke test-fuzz
+        bench-mock mock compare plot claims html clean fuzz fuzz-build fuzz-smoke test-fuzz go test-go
 
-all: release
+all: release go
 
 deps:
 	@scripts/install-deps.sh
@@ -66,7 +72,15 @@ test-release: deps build/release/CMakeCache.txt
 	$(CMAKE) --build build/release -j $(JOBS) --target orchlab orchlab-mock
 	cd build/release && ctest $(CTEST_ARGS) -R '^harness_(measure|shard)_'
 
-test: test-asan test-tsan test-release pytest test-fuzz
+test: test-asan test-tsan test-release pytest test-go test-fuzz
+
+# The Go exhibits and their driver (docs/drivers.md). test-go's integration test runs
+# against build/release's orchlab-mock when it exists (ORCHLAB_MOCK=path: another).
+go: deps
+	cd patterns/go && $(GO_ENV) $(GO) build -o $(CURDIR)/build/go/orchlab-go ./cmd/orchlab-go
+
+test-go: deps
+	cd patterns/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) test -race -count=1 ./...
 
 # libFuzzer targets (docs/fuzzing.md): clang++ only, in their own tree.
 FUZZ_S       ?= 60

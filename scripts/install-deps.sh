@@ -25,6 +25,7 @@ PACKAGES="
   clang libclang-rt-14-dev
   chromium
   prometheus
+  golang-go golang-golang-x-sync-dev
 "
 # clang (clang++ 14 on Debian 12) and libclang-rt-14-dev (libFuzzer and the
 # sanitizer runtimes; only a recommendation of clang) build the fuzz targets:
@@ -36,6 +37,9 @@ PACKAGES="
 # prometheus brings promtool, which tests/mock/metrics_test.cpp runs on the
 # mock's GET /__metrics (`promtool check metrics`); only the tool is used, the
 # server is never started by the lab.
+# golang-go (Go 1.19) and golang-golang-x-sync-dev (errgroup with SetLimit, under
+# /usr/share/gocode) build and test the Go exhibits and orchlab-go (make go, make
+# test-go) with no module download: patterns/go/go.mod points x/sync there.
 
 missing=""
 for pkg in $PACKAGES; do
