@@ -278,11 +278,6 @@ HostLoad measure_host_load(std::chrono::milliseconds span, const std::function<b
     why.push_back(percent(*h.cpu_busy_share) + " of the CPU time busy");
   if (h.steal_share && *h.steal_share >= kStealShare)
     why.push_back(percent(*h.steal_share) + " stolen by the hypervisor");
-  if (h.load_avg_1m && *h.load_avg_1m >= kLoadPerCpu * h.cpus) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "load average %.2f on %d CPUs", *h.load_avg_1m, h.cpus);
-    why.push_back(buf);
-  }
   if (!h.busy_processes.empty() && h.busy_processes.front().cpu_share >= kBusyProcess) {
     std::string top = "busiest others:";
     for (std::size_t i = 0; i < h.busy_processes.size() && i < 3; ++i)
