@@ -287,13 +287,23 @@ class ServerCountsTest(unittest.TestCase):
         cells = iterations(rep)
         self.assertEqual(sorted(c["pattern"] for c in cells), ["async-group", "cancellable-group"])
         self.assertFalse([n for n in rep["lab"]["notes"] if "refused" in n], rep["lab"]["notes"])
+        sanitizer = rep["context"].get("sanitizer")
         for c in cells:
             with self.subTest(pattern=c["pattern"]):
-                self.assertGreater(c["iterations"], 50, c)
                 aborts = c["server_client_aborts"]
                 self.assertIsNotNone(aborts, rep["lab"]["notes"])
-                self.assertGreaterEqual(aborts / c["iterations"], 1.8, c)
-                self.assertLessEqual(aborts / c["iterations"], 2.0, c)
+                if sanitizer and c["timed_out"]:
+                    # A sanitized thread per call can miss the 100 ms deadline on a busy
+                    # machine (seen under TSan: 16 of 31 timed out); a timed-out
+                    # orchestration may have all 3 of its calls aborted, so only the
+                    # invariant's bound holds there. The Release tree checks the range.
+                    self.assertGreater(c["iterations"], 0, c)
+                    bound = 2 * (c["iterations"] - c["timed_out"]) + 3 * c["timed_out"]
+                    self.assertLessEqual(aborts, bound, c)
+                else:
+                    self.assertGreater(c["iterations"], 50 if not sanitizer else 10, c)
+                    self.assertGreaterEqual(aborts / c["iterations"], 1.8, c)
+                    self.assertLessEqual(aborts / c["iterations"], 2.0, c)
                 # The window's calls only: no warm-up request among them.
                 self.assertLessEqual(c["server_requests"], c["calls"], c)
                 self.assertGreaterEqual(c["server_requests"], c["call_ok"] + c["call_http_errors"], c)
