@@ -201,10 +201,9 @@ def _median_ci(vals, orch, label, resolution=None):
     low, high = mi.low, mi.high
     if resolution and low is not None:
         low, high = low - resolution, high + resolution
-    r = Result(mi.estimate, low, high, "median over repetitions, sign-test interval (distribution-free)",
-               [len(vals)], orch, mi.note, [f"{label}: per repetition " + ", ".join(_g(v) for v in vals)],
-               confidence=mi.confidence, resolution=resolution)
-    return r
+    return Result(mi.estimate, low, high, "median over repetitions, sign-test interval (distribution-free)",
+                  [len(vals)], orch, mi.note, [f"{label}: per repetition " + ", ".join(_g(v) for v in vals)],
+                  confidence=mi.confidence, resolution=resolution)
 
 
 def share_interval(successes, trials):
@@ -406,13 +405,6 @@ def stress_runs(inputs, pattern, concurrency):
         run = died[0]
         raise NotTestable(f"the {pattern} run at {concurrency} callers died before its report: {run.get('died')}")
     return done, died
-
-
-def stress_run(inputs, pattern, concurrency):
-    """(run entry, its report's first iteration entry, its report) of the first stress run
-    of a pattern at some callers that wrote a report (see stress_runs)."""
-    done, _died = stress_runs(inputs, pattern, concurrency)
-    return done[0]
 
 
 def stat_stress_proportion(inputs, spec):
@@ -882,7 +874,7 @@ def fmt_resolution(r, unit):
         return ""
     if isinstance(res, tuple):
         return f"resolution ±{100 * res[1]:.2g} %"
-    return f"resolution ±{fmt_number(res, '' if unit == '%' else unit) if unit != '%' else _pct(res)}"
+    return f"resolution ±{_pct(res) if unit == '%' else fmt_number(res, unit)}"
 
 
 def interval_text(r, unit):
@@ -914,12 +906,8 @@ def rests_on(r):
     unit = r.unit_of_n if not single else r.unit_of_n.rstrip("s")
     out = f"{n} {unit}"
     if r.samples:
-        out += f" ({fmt_count(r.samples)} {r.samples_of} behind them)"
+        out += f" ({int(r.samples):,} {r.samples_of} behind them)"
     return out
-
-
-def fmt_count(v):
-    return f"{int(v):,}"
 
 
 def fmt_number(v, unit):

@@ -504,8 +504,15 @@ def pooled_cv(*samples):
 MIN_CONFIDENCE = 0.90
 
 
+@lru_cache(maxsize=256)
+def _log_choose(n):
+    """log C(n, i) for i = 0..n, as a numpy array (a running sum of log((n - i + 1) / i))."""
+    i = np.arange(1, n + 1, dtype=float)
+    return np.concatenate(([0.0], np.cumsum(np.log((n - i + 1) / i))))
+
+
 def binom_cdf(k, n, p):
-    """P(X <= k) for X ~ Binomial(n, p), summed in log space (exact enough for n <= 10^4)."""
+    """P(X <= k) for X ~ Binomial(n, p), summed in log space."""
     if k < 0:
         return 0.0
     if k >= n:
@@ -514,11 +521,10 @@ def binom_cdf(k, n, p):
         return 1.0
     if p >= 1.0:
         return 0.0
-    lp, lq = math.log(p), math.log1p(-p)
-    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
-             for i in range(0, k + 1)]
-    top = max(terms)
-    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+    i = np.arange(k + 1, dtype=float)
+    t = _log_choose(n)[: k + 1] + i * math.log(p) + (n - i) * math.log1p(-p)
+    top = t.max()
+    return min(1.0, math.exp(top) * float(np.exp(t - top).sum()))
 
 
 def sign_test_rank(n, level=0.95):
@@ -572,12 +578,6 @@ def median_interval(values, level=0.95):
     return MedianInterval(est, s[k - 1], s[n - k], conf, n, note)
 
 
-def _log_choose(n):
-    """log C(n, i) for i = 0..n, as a numpy array (a running sum of log((n - i + 1) / i))."""
-    i = np.arange(1, n + 1, dtype=float)
-    return np.concatenate(([0.0], np.cumsum(np.log((n - i + 1) / i))))
-
-
 @lru_cache(maxsize=4096)
 def clopper_pearson(successes, n, level=0.95):
     """Exact binomial interval (Clopper-Pearson) of successes / n independent trials:
@@ -588,14 +588,6 @@ def clopper_pearson(successes, n, level=0.95):
     if n == 0:
         return Interval(None, None, None, level, "Clopper-Pearson", 0, "no trials")
     alpha = (1.0 - level) / 2.0
-    lc = _log_choose(n)
-    idx = np.arange(n + 1, dtype=float)
-
-    def cdf(k, p):  # P(X <= k) for X ~ Binomial(n, p), 0 < p < 1
-        t = lc[: k + 1] + idx[: k + 1] * math.log(p) + (n - idx[: k + 1]) * math.log1p(-p)
-        top = t.max()
-        return min(1.0, math.exp(top) * float(np.exp(t - top).sum()))
-
     def solve(f):  # f increasing in p on (0, 1): the root, by bisection
         lo, hi = 0.0, 1.0
         for _ in range(60):
@@ -608,6 +600,6 @@ def clopper_pearson(successes, n, level=0.95):
 
     x = successes
     # low: P(X >= x | p) = alpha; high: P(X <= x | p) = alpha
-    low = 0.0 if x == 0 else solve(lambda p: (1.0 - cdf(x - 1, p)) - alpha)
-    high = 1.0 if x == n else solve(lambda p: alpha - cdf(x, p))
+    low = 0.0 if x == 0 else solve(lambda p: (1.0 - binom_cdf(x - 1, n, p)) - alpha)
+    high = 1.0 if x == n else solve(lambda p: alpha - binom_cdf(x, n, p))
     return Interval(x / n, low, high, level, "Clopper-Pearson", n)
