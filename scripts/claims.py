@@ -236,14 +236,6 @@ def evaluate(claims, report, runs, src, stress=None):
     return [claimkit.evaluate_claim(c, inputs) for c in claims]
 
 
-def _interval(r, unit):
-    return claimkit.interval_text(r, unit)
-
-
-def _rests_on(r):
-    return claimkit.rests_on(r)
-
-
 def _scenarios_of(claim):
     """The report scenarios a claim's tests read, in order of first use."""
     out = []
@@ -298,13 +290,13 @@ def summary_rows(verdicts):
     rows = []
     for i, v in enumerate(verdicts):
         t, r, _tv, why = v.headline
-        number = f"{t['label']}: {_interval(r, t.get('unit'))}" if r is not None else why
+        number = f"{t['label']}: {claimkit.interval_text(r, t.get('unit'))}" if r is not None else why
         if r is not None and r.where:
             number += f"; the cell shown: {r.where}"
         pre = claimkit.precondition_text(v.claim)
         if v.claim.get("precondition") and v.verdict == claimkit.NOT_TESTABLE and v.reason:
             pre = v.reason
-        rows.append([i + 1, v.statement, f"**{v.verdict}**", number, _rests_on(r), pre])
+        rows.append([i + 1, v.statement, f"**{v.verdict}**", number, claimkit.rests_on(r), pre])
     return rows
 
 
@@ -358,7 +350,7 @@ def render_md(report, micro_path, table, verdicts, claims_path):
             else:
                 outcome = (f"→ would be {tv} on this evidence; does not decide ({v.reason})" if r is not None
                            else f"→ {tv} ({why})")
-            out.append(f"- {t['label']}: {_interval(r, t.get('unit'))}, rests on {_rests_on(r)}; "
+            out.append(f"- {t['label']}: {claimkit.interval_text(r, t.get('unit'))}, rests on {claimkit.rests_on(r)}; "
                        f"rule: {claimkit.rule_text(t)} {outcome}")
             if r is not None:
                 out += [f"  - {d}" for d in r.detail]
@@ -367,8 +359,8 @@ def render_md(report, micro_path, table, verdicts, claims_path):
         if v.context:
             out += ["", "*Beside it (shown, not deciding):*", ""]
             for t, r, _tv, why in v.context:
-                out.append(f"- {t['label']}: {_interval(r, t.get('unit')) if r is not None else why}"
-                           + (f", rests on {_rests_on(r)}" if r is not None else ""))
+                out.append(f"- {t['label']}: {claimkit.interval_text(r, t.get('unit')) if r is not None else why}"
+                           + (f", rests on {claimkit.rests_on(r)}" if r is not None else ""))
         out.append("")
     return "\n".join(out)
 
