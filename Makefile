@@ -56,11 +56,11 @@ asan: deps build/asan/CMakeCache.txt
 tsan: deps build/tsan/CMakeCache.txt
 	$(CMAKE) --build build/tsan -j $(JOBS)
 
-test-asan: asan
+test-asan: asan go
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_ARGS)
 
-test-tsan: tsan
+test-tsan: tsan go
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest $(CTEST_ARGS)
 
 pytest: deps
@@ -68,7 +68,7 @@ pytest: deps
 
 # What a sanitizer distorts (RSS, CPU, the open loop's schedule) is measured
 # against the Release programs: the whole-program measurement tests only.
-test-release: deps build/release/CMakeCache.txt
+test-release: deps build/release/CMakeCache.txt go
 	$(CMAKE) --build build/release -j $(JOBS) --target orchlab orchlab-mock
 	cd build/release && ctest $(CTEST_ARGS) -R '^harness_(measure|shard)_'
 
@@ -110,7 +110,7 @@ STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
 # `make bench` then spends its time measuring, not compiling tests.
 BENCH_TARGETS := orchlab orchlab-micro orchlab-mock
 
-bench-build: deps build/release/CMakeCache.txt
+bench-build: deps build/release/CMakeCache.txt go
 	$(CMAKE) --build build/release -j $(JOBS) --target $(BENCH_TARGETS)
 
 bench: bench-build

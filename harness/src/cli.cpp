@@ -149,7 +149,8 @@ std::string usage() {
          "  Options of run:\n"
          "    -s, --scenario    <S>  Scenario NAME (scenarios/NAME.json) or FILE;\n"
          "                           repeatable (default: default)\n"
-         "    -p, --patterns    <P>  Patterns to run, comma separated, or all\n"
+         "    -p, --patterns    <P>  Patterns to run, comma separated, or all; C++ and Go\n"
+         "                           exhibits (go-*) mix in one cell (orchlab list)\n"
          "    -f, --fanout      <N>  Calls per orchestration, list: 3,10\n"
          "    -c, --concurrency <N>  Callers (closed) or workers (open), list: 1,16\n"
          "    -d, --duration    <T>  Measured time per repetition of a cell\n"
@@ -170,6 +171,11 @@ std::string usage() {
          "        --mock-binary <F>  orchlab-mock for embedded services (default:\n"
          "                           $ORCHLAB_MOCK, else ../mock_services/orchlab-mock\n"
          "                           next to this orchlab, else orchlab-mock on PATH)\n"
+         "        --go-driver   <F>  orchlab-go, the driver of the go-* exhibits (default:\n"
+         "                           $ORCHLAB_GO_DRIVER, else build/go/orchlab-go of this\n"
+         "                           tree, else orchlab-go on PATH; not found: all leaves\n"
+         "                           the go-* exhibits out, and cells naming them are\n"
+         "                           infeasible; none: switch it off)\n"
          "    -o, --out         <F>  Report file (default:\n"
          "                           results/<UTC stamp>/report.json + results/latest;\n"
          "                           - writes it to stdout)\n"
@@ -324,6 +330,9 @@ Command parse_command_line(int argc, const char* const* argv) {
     } else if (flag == "--mock-binary") {
       run.mock_binary = take();
       if (run.mock_binary.empty()) throw UsageError("--mock-binary: needs a file name");
+    } else if (flag == "--go-driver") {
+      run.go_driver = take();
+      if (run.go_driver.empty()) throw UsageError("--go-driver: needs a file name");
     } else if (flag == "-o" || flag == "--out") {
       run.out = take();
       if (run.out.empty()) throw UsageError("--out: needs a file name");

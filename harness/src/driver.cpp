@@ -336,6 +336,27 @@ int shard_callers(int concurrency, int index, int count) {
 
 bool uses_own_client(std::string_view pattern) { return pattern.rfind("async-group", 0) == 0; }
 
+bool is_driver_pattern(std::string_view pattern) { return pattern.rfind("go-", 0) == 0; }
+
+std::string runtime_of(std::string_view pattern) {
+  if (is_driver_pattern(pattern)) return "go";
+  return uses_own_client(pattern) ? "cpp-asio" : "cpp-thread";
+}
+
+std::uint64_t schedule_seed(int repetition) {
+  return splitmix64(static_cast<std::uint64_t>(repetition) + 0x5eed);
+}
+
+std::vector<PlannedStart> open_loop_starts(const Scenario& sc, int repetition, int shard,
+                                           int shards) {
+  const auto span = static_cast<std::int64_t>(warmup_seconds(sc) * 1e9) +
+                    static_cast<std::int64_t>(sc.duration_s * 1e9);
+  Schedule schedule(0, span, sc.rate, sc.poisson, schedule_seed(repetition), shard, shards);
+  std::vector<PlannedStart> out;
+  while (const auto s = schedule.take()) out.push_back({s->intended_ns, s->seq});
+  return out;
+}
+
 std::uint64_t call_key(int repetition, int caller, std::uint64_t seq, int call) {
   std::uint64_t h = splitmix64(static_cast<std::uint64_t>(repetition) + 1);
   h = splitmix64(h ^ static_cast<std::uint64_t>(caller));
@@ -351,23 +372,31 @@ std::optional<std::string> infeasible_reason(const Cell& cell, std::size_t servi
   const std::int64_t c = cell.concurrency, f = cell.fanout;
   // Threads: callers plus, per orchestration, one per call and a waiter.
   std::int64_t threads = 0;
-  if (uses_own_client(cell.pattern)) {
+  const bool driver = is_driver_pattern(cell.pattern);
+  if (driver) {
+    // Goroutines, not threads: the driver's process is its own, and its
+    // runtime keeps about GOMAXPROCS threads busy.
+  } else if (uses_own_client(cell.pattern)) {
     threads = c + 2 * static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
   } else if (cell.pattern == "bounded-group") {
     threads = c * (std::min<std::int64_t>(f, sc.limit) + 2);
   } else {
     threads = c * (f + 2);
   }
-  threads += 32;  // main, sampler, the embedded fleet, the allocator's helpers
+  if (!driver) threads += 32;  // main, sampler, the embedded fleet, the allocator's helpers
   // A quarter of what is left: the machine is shared, and a thread-per-call
   // exhibit leaks more than this estimate when its calls hang.
   if (thread_budget && threads > limits.threads / 4)
     return "needs ~" + std::to_string(threads) + " threads (" + std::to_string(c) + " callers x " +
            std::to_string(f) + " calls), over a quarter of the " + std::to_string(limits.threads) +
            " the system can still create (" + limits.threads_bound + ")";
+  // Go's default transport has no per-host bound: every call may hold one.
+  const bool unbounded = driver && sc.go_transport == "default";
   const std::int64_t conns =
-      std::min<std::int64_t>(c * f, static_cast<std::int64_t>(service_count) *
-                                        static_cast<std::int64_t>(sc.max_conns_per_host));
+      unbounded
+          ? c * f
+          : std::min<std::int64_t>(c * f, static_cast<std::int64_t>(service_count) *
+                                              static_cast<std::int64_t>(sc.max_conns_per_host));
   const std::int64_t fds = conns * (embedded_services ? 2 : 1) + 64;
   if (fds > limits.fds / 2)
     return "needs ~" + std::to_string(fds) + " file descriptors, over half of the " +
@@ -380,6 +409,7 @@ Measurement cell_identity(const Cell& cell, int family_index, int per_family_ins
   Measurement m;
   m.scenario = sc.name;
   m.pattern = cell.pattern;
+  m.runtime = runtime_of(cell.pattern);
   m.fanout = cell.fanout;
   m.concurrency = cell.concurrency;
   m.deadline_ms = sc.deadline_ms;
@@ -456,8 +486,7 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
     m.open_loop = true;
     m.target_rate = sc.rate / env.shard_count;
     schedule.emplace(load.warmup_start_ns, load.window_end_ns, sc.rate, sc.poisson,
-                     splitmix64(static_cast<std::uint64_t>(repetition_index) + 0x5eed),
-                     env.shard_index, env.shard_count);
+                     schedule_seed(repetition_index), env.shard_index, env.shard_count);
     load.schedule = &*schedule;
   }
 

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <map>
 
+#include "orchlab/harness/driver.hpp"
 #include "orchlab/harness/report.hpp"
 
 namespace orchlab::harness {
@@ -57,6 +58,8 @@ Measurement measurement_of(const Shard& s, const json& e) {
   Measurement m;
   m.scenario = e.value("scenario", "");
   m.pattern = e.value("pattern", "");
+  m.runtime = e.contains("runtime") && e["runtime"].is_string() ? e["runtime"].get<std::string>()
+                                                                : runtime_of(m.pattern);
   m.fanout = e.value("fanout", 0);
   m.concurrency = e.value("concurrency", 0);
   m.deadline_ms = e.value("deadline_ms", 0);
@@ -116,6 +119,12 @@ Measurement measurement_of(const Shard& s, const json& e) {
   m.rss_peak_kb = i64(e, "rss_peak_kb");
   m.callers = e.value("callers", 0);
   m.window_start_unix_ns = i64(e, "window_start_unix_ns");
+  // A driver's exhibit: no profiled lock, no threads_end; what describes the
+  // runtime (not one process's counts) carries over.
+  m.lock_measured = e.contains("lock_wait_ns") && !e["lock_wait_ns"].is_null();
+  m.threads_end_measured = e.contains("threads_end") && !e["threads_end"].is_null();
+  for (const char* f : {"driver", "exhibit_form", "go_version", "gomaxprocs", "go_transport"})
+    if (e.contains(f)) m.runtime_fields[f] = e[f];
   if (e.contains("server_unreachable") && !e["server_unreachable"].is_null()) {
     ServerTotals t;
     t.requests = opt<std::uint64_t>(e, "server_requests");

@@ -240,7 +240,8 @@ std::string cell_name(const Measurement& m) {
 }
 
 bool cancels_on_first_error(std::string_view pattern) {
-  return pattern == "cancellable-group" || pattern == "bounded-group" || pattern == "async-group";
+  return pattern == "cancellable-group" || pattern == "bounded-group" || pattern == "async-group" ||
+         pattern == "go-errgroup" || pattern == "go-errgroup-limit";
 }
 
 int refuse_impossible(Measurement& m) {
@@ -314,6 +315,7 @@ json benchmark_entry(const Measurement& m) {
     e["error_message"] = "infeasible: " + *m.infeasible;
   }
   e["pattern"] = m.pattern;
+  e["runtime"] = m.runtime;
   e["scenario"] = m.scenario;
   e["fanout"] = m.fanout;
   e["concurrency"] = m.concurrency;
@@ -345,11 +347,11 @@ json benchmark_entry(const Measurement& m) {
   e["late_completions"] = val(m.late_completions);
   e["threads_peak"] = val(m.threads_peak);
   e["live_tasks_peak"] = val(m.live_tasks_peak);
-  e["threads_end"] = val(m.threads_end);
+  e["threads_end"] = val(m.threads_end, m.threads_end_measured);
   e["drain_ms"] = val(m.drain_ms);
   e["pool_exhausted"] = val(m.pool_exhausted, m.pool_measured);
-  e["lock_wait_ns"] = val(m.lock_wait_ns);
-  e["lock_contended"] = val(m.lock_contended);
+  e["lock_wait_ns"] = val(m.lock_wait_ns, m.lock_measured);
+  e["lock_contended"] = val(m.lock_contended, m.lock_measured);
   e["ctx_switches_voluntary"] = val(m.ctx_switches_voluntary);
   e["ctx_switches_involuntary"] = val(m.ctx_switches_involuntary);
   e["rss_peak_kb"] = val(m.rss_peak_kb);
@@ -406,6 +408,8 @@ json benchmark_entry(const Measurement& m) {
     for (const auto& f : process_fields()) e[f] = nullptr;
     e["shards"] = m.shard_process;
   }
+  if (ran)
+    for (const auto& [key, value] : m.runtime_fields.items()) e[key] = value;
   if (ran) {
     json h = json::object();
     h["latency_ns"] = histogram_json(m.latency_ns);
@@ -550,6 +554,7 @@ json context_json(const RunInfo& info) {
   } else {
     c["host_before_run"] = nullptr;
   }
+  c["runtimes"] = info.runtimes.is_null() ? json::object() : info.runtimes;
   if (info.shard) {
     c["shard"] = {{"index", info.shard->index},
                   {"count", info.shard->count},
@@ -565,7 +570,8 @@ json metrics_metadata() {
   // The groups join every task before returning: anything left behind by
   // them is a bug, not a measurement.
   const json groups = {"cancellable-group", "cancellable-group+collect-all", "bounded-group",
-                       "async-group", "async-group+collect-all"};
+                       "async-group",       "async-group+collect-all",       "go-errgroup",
+                       "go-errgroup-limit", "go-errgroup+collect-all"};
   auto m = [](const char* unit, const char* better) {
     return json{{"unit", unit}, {"better", better}, {"must_be_zero_for", json::array()}};
   };
@@ -659,6 +665,7 @@ json build_report(const RunInfo& info, const std::vector<Measurement>& measureme
           {"window_ms", m.series.window_ms},        {"started", m.series.started},
           {"finished", m.series.finished},          {"in_flight", m.series.in_flight},
           {"live_tasks", m.series.live_tasks},      {"os_threads", m.series.os_threads}};
+      if (!m.series.goroutines.empty()) series[cell_name(m)]["goroutines"] = m.series.goroutines;
     }
     i = j;
   }

@@ -15,6 +15,7 @@
 
 #include "orchlab/census.hpp"
 #include "orchlab/harness/driver.hpp"
+#include "orchlab/harness/external.hpp"
 #include "orchlab/harness/progress.hpp"
 #include "orchlab/harness/report.hpp"
 #include "orchlab/harness/scenario.hpp"
@@ -145,6 +146,7 @@ nlohmann::ordered_json describe_scenarios(const std::vector<Scenario>& scenarios
         {"warmup_s", warmup_seconds(s)},
         {"max_conns_per_host", s.max_conns_per_host},
         {"limit", s.limit},
+        {"go_transport", s.go_transport},
         {"services",
          nlohmann::ordered_json::parse(
              (options.service_urls.empty() ? s.services : json(options.service_urls)).dump())}};
@@ -178,6 +180,33 @@ std::unique_ptr<Services> start_services(const Scenario& sc, const RunOptions& o
   return Services::remote(options.service_urls);
 }
 
+// context.runtimes: what ran each runtime's exhibits. For Go, the driver
+// (or why it is not built) and what its measurements said of themselves.
+nlohmann::ordered_json runtimes_json(const DriverLookup& go_driver,
+                                     const std::vector<Measurement>& done) {
+  nlohmann::ordered_json go = nlohmann::ordered_json::object();
+  go["driver"] = go_driver.path ? nlohmann::ordered_json(*go_driver.path) : nullptr;
+  go["found_by"] = go_driver.path ? nlohmann::ordered_json(go_driver.found_by) : nullptr;
+  go["status"] = go_driver.path ? "built" : "not built: " + go_driver.why_not;
+  go["go_version"] = nullptr;
+  go["gomaxprocs"] = nullptr;
+  std::set<std::string> transports;
+  for (const auto& m : done) {
+    if (m.infeasible || !m.runtime_fields.contains("go_version")) continue;
+    go["go_version"] = m.runtime_fields["go_version"];
+    go["gomaxprocs"] = m.runtime_fields["gomaxprocs"];
+    if (m.runtime_fields.contains("go_transport"))
+      transports.insert(m.runtime_fields["go_transport"].dump());
+  }
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  for (const auto& t : transports) list.push_back(nlohmann::ordered_json::parse(t));
+  go["transports"] = std::move(list);
+  if (go["go_version"].is_null()) go["why_null"] = "no go-* repetition was measured in this run";
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  out["go"] = std::move(go);
+  return out;
+}
+
 // After each repetition: hands the services' notes (which /__stats field is
 // unknown, and why) to the report, and checks (waitpid WNOHANG) that the
 // orchlab-mock child still runs. A dead child is an error: said at once on
@@ -205,8 +234,9 @@ void check_services(Services& services, const Cell& cell, int repetition, Measur
 // repetitions it finished). A service child that died is added to
 // `service_errors`.
 bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& cells,
-               const RunOptions& options, std::uint64_t shuffle_seed, Progress& progress,
-               std::vector<Measurement>& done, std::vector<std::string>& service_errors) {
+               const RunOptions& options, const DriverLookup& go_driver, std::uint64_t shuffle_seed,
+               Progress& progress, std::vector<Measurement>& done,
+               std::vector<std::string>& service_errors) {
   std::vector<int> family_of(cells.size()), instance_of(cells.size());
   {
     std::map<std::string, int> families;   // "scenario/pattern" -> family_index
@@ -218,6 +248,7 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
     }
   }
   std::vector<std::vector<Measurement>> by_cell(cells.size());
+  std::vector<bool> failed(cells.size(), false);  // a driver's cell that failed a repetition
   auto flush = [&] {
     for (auto& reps : by_cell)
       for (auto& m : reps) done.push_back(std::move(m));
@@ -239,9 +270,12 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
       Cell part = cells[i];
       part.concurrency = shard_callers(part.concurrency, options.shard_index, options.shard_count);
       const Cell& cell = cells[i];
-      auto reason = infeasible_reason(part, services->urls().size(), services->in_process(),
-                                      sys::limits(), options.thread_budget);
-      if (!reason && !make_pattern(cell.pattern, {}))
+      std::optional<std::string> reason;
+      if (is_driver_pattern(cell.pattern) && !go_driver.path) reason = go_driver.why_not;
+      if (!reason)
+        reason = infeasible_reason(part, services->urls().size(), services->in_process(),
+                                   sys::limits(), options.thread_budget);
+      if (!reason && !is_driver_pattern(cell.pattern) && !make_pattern(cell.pattern, {}))
         reason = "pattern \"" + cell.pattern + "\" is not built into this binary";
       if (reason) {
         progress.begin_cell(step++, cell.name(), 0);
@@ -272,21 +306,30 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
           slot_end = start_steady + static_cast<std::int64_t>(slot_offset_s * 1e9);
         }
         if (std::find(runnable.begin(), runnable.end(), i) == runnable.end()) continue;
+        if (failed[i]) {
+          ++step;  // its repetitions are accounted for in the progress
+          continue;
+        }
         progress.begin_cell(step++, cell.name(), planned_repetition_seconds(cell));
         progress.repetition(r, sc.repetitions);
+        const bool driver = is_driver_pattern(cell.pattern);
         // A fresh pattern and client per repetition: nothing one repetition
-        // leaves in them (idle connections, a grown pool) carries over.
-        PatternOptions po;
-        po.limit = sc.limit;
-        po.max_conns_per_host = sc.max_conns_per_host;
-        std::unique_ptr<Pattern> pattern = make_pattern(cell.pattern, po);
-        http::PoolOptions pool;
-        pool.max_conns_per_host = sc.max_conns_per_host;
+        // leaves in them (idle connections, a grown pool) carries over. A
+        // driver's exhibit runs in a process of its own, started afresh.
+        std::unique_ptr<Pattern> pattern;
         CellEnv env;
+        if (!driver) {
+          PatternOptions po;
+          po.limit = sc.limit;
+          po.max_conns_per_host = sc.max_conns_per_host;
+          pattern = make_pattern(cell.pattern, po);
+          http::PoolOptions pool;
+          pool.max_conns_per_host = sc.max_conns_per_host;
+          env.pattern = pattern.get();
+          env.client = http::Client::create(pool);
+          env.fetch = env.client->fetch();
+        }
         env.cell = &cell;
-        env.pattern = pattern.get();
-        env.client = http::Client::create(pool);
-        env.fetch = env.client->fetch();
         env.services = services.get();
         env.interrupted = &g_interrupted;
         env.family_index = family_of[i];
@@ -300,12 +343,30 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         env.reset_services = !options.sharded || options.shard_index == 0 ||
                              options.services != RunOptions::ServicesMode::remote;
         bool complete = false;
-        auto m = run_repetition(env, r, complete);
+        auto m = driver ? run_driver_repetition(env, *go_driver.path, r, complete)
+                        : run_repetition(env, r, complete);
         if (!complete) {
           flush();
           return false;
         }
         progress.end_cell(repetition_summary(m));
+        if (m.infeasible) {
+          // A driver that failed once is not trusted for the cell: its
+          // repetitions so far are dropped (a cell is measured whole or not
+          // at all) and the rest skipped; every other cell goes on.
+          if (!by_cell[i].empty())
+            m.notes.push_back(cell.name() + ": " + std::to_string(by_cell[i].size()) +
+                              " earlier repetition(s) were measured and dropped with the cell");
+          m.repetition_index = 0;
+          by_cell[i].clear();
+          by_cell[i].push_back(std::move(m));
+          failed[i] = true;
+          if (!options.quiet)
+            std::cerr << (::isatty(STDERR_FILENO) == 1 ? "\r\033[K" : "")
+                      << "orchlab: " << cell.name()
+                      << " is infeasible: " << *by_cell[i].back().infeasible << std::endl;
+          continue;
+        }
         check_services(*services, cell, r, m, service_errors);
         // A count that cannot be true is refused, never published. A shard
         // of services the shards share sees every shard's calls: merge checks.
@@ -331,12 +392,26 @@ std::vector<fs::path> scenario_dirs() {
 
 int run_command(const RunOptions& options, const char* argv0) {
   // 1. Scenarios -> cells, all validated before anything starts or is written.
+  // The Go driver: a --go-driver or ORCHLAB_GO_DRIVER that is not an
+  // executable is bad input; none found leaves the go-* exhibits out of
+  // `all` (named explicitly, their cells are infeasible with the reason).
+  DriverLookup go_driver;
+  try {
+    go_driver = find_go_driver(options.go_driver);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "orchlab: " << e.what() << "\n";
+    return 2;
+  }
+  std::vector<std::string> known = pattern_names();
+  for (const auto& g : go_pattern_names()) known.push_back(g);
+  const std::vector<std::string> not_in_all =
+      go_driver.path ? std::vector<std::string>{} : go_pattern_names();
   std::vector<Scenario> scenarios;
   try {
     const auto names =
         options.scenarios.empty() ? std::vector<std::string>{"default"} : options.scenarios;
     for (const auto& name : names) {
-      for (auto& s : load_scenarios(name, scenario_dirs(), pattern_names(), options.overrides)) {
+      for (auto& s : load_scenarios(name, scenario_dirs(), known, options.overrides, not_in_all)) {
         for (const auto& have : scenarios)
           if (have.name == s.name) throw ScenarioError("scenario \"" + s.name + "\" given twice");
         scenarios.push_back(std::move(s));
@@ -361,6 +436,13 @@ int run_command(const RunOptions& options, const char* argv0) {
     }
   }
   const auto cells = expand_cells(scenarios);
+  if (!go_driver.path && !options.quiet)
+    for (const auto& c : cells)
+      if (is_driver_pattern(c.pattern)) {
+        std::cerr << "orchlab: warning: the go-* cells are infeasible: " << go_driver.why_not
+                  << "\n";
+        break;
+      }
   if (options.sharded) {
     // Every shard must drive someone in every cell: a cell of C callers
     // splits into at most C shards.
@@ -448,8 +530,8 @@ int run_command(const RunOptions& options, const char* argv0) {
   {
     Progress progress(steps, planned, options.quiet);
     try {
-      finished =
-          drive_all(scenarios, cells, options, info.shuffle_seed, progress, done, service_errors);
+      finished = drive_all(scenarios, cells, options, go_driver, info.shuffle_seed, progress, done,
+                           service_errors);
     } catch (const std::exception& e) {
       progress.finish();
       std::cerr << "orchlab: run failed: " << e.what() << "\n";
@@ -461,6 +543,7 @@ int run_command(const RunOptions& options, const char* argv0) {
   info.executable = sys::executable(argv0);
   info.command_line = options.command_line;
   info.interrupted = !finished;
+  info.runtimes = runtimes_json(go_driver, done);
   try {
     const auto doc = build_report(info, done, describe_scenarios(scenarios, options));
     if (to_stdout)
@@ -484,8 +567,21 @@ int run_command(const RunOptions& options, const char* argv0) {
 }
 
 int list_command() {
-  std::cout << "Patterns:\n";
-  for (const auto& p : pattern_names()) std::cout << "    " << p << "\n";
+  std::cout << "Patterns (runtime):\n";
+  auto row = [](const std::string& name, const std::string& what) {
+    char line[64];
+    std::snprintf(line, sizeof line, "    %-30s", name.c_str());
+    std::cout << line << what << "\n";
+  };
+  for (const auto& p : pattern_names()) row(p, runtime_of(p));
+  std::string go_status;
+  try {
+    const auto d = find_go_driver("");
+    go_status = d.path ? "go (orchlab-go: " + *d.path + ")" : "go (" + d.why_not + ")";
+  } catch (const std::invalid_argument& e) {
+    go_status = std::string("go (") + e.what() + ")";
+  }
+  for (const auto& p : go_pattern_names()) row(p, go_status);
   std::cout << "Scenarios:\n";
   std::set<std::string> seen;
   for (const auto& dir : scenario_dirs()) {

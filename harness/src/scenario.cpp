@@ -23,9 +23,9 @@ constexpr int kMaxRepetitions = 1000;
 constexpr int kMaxDeadlineMs = 600000;
 
 const std::set<std::string> kScenarioFields = {
-    "name",     "description",        "services",    "deadline_ms", "fanout", "concurrency",
-    "patterns", "duration_s",         "repetitions", "mode",        "rate",   "arrivals",
-    "warmup_s", "max_conns_per_host", "limit",       "comment"};
+    "name",     "description",        "services",    "deadline_ms", "fanout",      "concurrency",
+    "patterns", "duration_s",         "repetitions", "mode",        "rate",        "arrivals",
+    "warmup_s", "max_conns_per_host", "limit",       "comment",     "go_transport"};
 const std::set<std::string> kSweepFields = {"name", "description", "include", "defaults",
                                             "comment"};
 
@@ -87,13 +87,16 @@ Mode parse_mode(const std::string& s, const std::string& where) {
 
 std::vector<std::string> expand_patterns(const std::vector<std::string>& requested,
                                          const std::vector<std::string>& known,
+                                         const std::vector<std::string>& not_in_all,
                                          const std::string& where) {
   std::vector<std::string> out;
   for (std::size_t i = 0; i < requested.size(); ++i) {
     const auto& p = requested[i];
     if (p == "all") {
       for (const auto& k : known)
-        if (std::find(out.begin(), out.end(), k) == out.end()) out.push_back(k);
+        if (std::find(out.begin(), out.end(), k) == out.end() &&
+            std::find(not_in_all.begin(), not_in_all.end(), k) == not_in_all.end())
+          out.push_back(k);
       continue;
     }
     if (std::find(known.begin(), known.end(), p) == known.end()) {
@@ -220,8 +223,8 @@ void check_open_loop(Scenario& s, bool concurrency_given, const std::string& whe
 }
 
 Scenario parse_scenario(const json& doc, const std::string& where,
-                        const std::vector<std::string>& known_patterns,
-                        const Overrides& overrides) {
+                        const std::vector<std::string>& known_patterns, const Overrides& overrides,
+                        const std::vector<std::string>& not_in_all) {
   if (!doc.is_object()) throw ScenarioError(where + ": must be a JSON object");
   for (const auto& [key, value] : doc.items())
     if (!kScenarioFields.count(key)) fail(where, key, "unknown field");
@@ -260,6 +263,14 @@ Scenario parse_scenario(const json& doc, const std::string& where,
     s.max_conns_per_host = static_cast<std::size_t>(
         get_int(doc["max_conns_per_host"], where, "max_conns_per_host", 1, 100000));
   if (doc.contains("limit")) s.limit = get_int(doc["limit"], where, "limit", 1, kMaxFanout);
+  if (doc.contains("go_transport")) {
+    s.go_transport = get_string(doc["go_transport"], where, "go_transport");
+    if (s.go_transport != "lab" && s.go_transport != "default")
+      fail(where, "go_transport",
+           "must be \"lab\" (MaxConnsPerHost = max_conns_per_host) or \"default\" (Go's "
+           "defaults), got \"" +
+               s.go_transport + "\"");
+  }
   std::vector<std::string> patterns{"all"};
   if (doc.contains("patterns")) {
     const auto& p = doc["patterns"];
@@ -288,7 +299,8 @@ Scenario parse_scenario(const json& doc, const std::string& where,
   if (overrides.warmup_s)
     s.warmup_s = get_number(json(*overrides.warmup_s), cli, "--warmup", 0, kMaxDurationS, false);
 
-  s.patterns = expand_patterns(patterns, known_patterns, overrides.patterns ? cli : where);
+  s.patterns =
+      expand_patterns(patterns, known_patterns, not_in_all, overrides.patterns ? cli : where);
   if (s.mode == Mode::open)
     check_open_loop(s, doc.contains("concurrency") || overrides.concurrency, where);
   return s;
@@ -297,12 +309,14 @@ Scenario parse_scenario(const json& doc, const std::string& where,
 std::vector<Scenario> load_scenarios(const std::string& name_or_file,
                                      const std::vector<std::filesystem::path>& search_dirs,
                                      const std::vector<std::string>& known_patterns,
-                                     const Overrides& overrides) {
+                                     const Overrides& overrides,
+                                     const std::vector<std::string>& not_in_all) {
   const auto path = resolve_scenario(name_or_file, search_dirs);
   const json doc = read_json_file(path);
   const std::string where = "scenario " + path.string();
   if (!doc.is_object()) throw ScenarioError(where + ": must be a JSON object");
-  if (!doc.contains("include")) return {parse_scenario(doc, where, known_patterns, overrides)};
+  if (!doc.contains("include"))
+    return {parse_scenario(doc, where, known_patterns, overrides, not_in_all)};
 
   // A sweep: each entry is a scenario name or {"scenario": NAME, field: value...};
   // precedence: included file < "defaults" < entry fields < command line.
@@ -354,7 +368,7 @@ std::vector<Scenario> load_scenarios(const std::string& name_or_file,
     if (inc.contains("include")) fail(inc_where, "include", "sweeps cannot be nested");
     for (const auto& [key, value] : defaults.items()) inc[key] = value;
     for (const auto& [key, value] : fields.items()) inc[key] = value;
-    auto s = parse_scenario(inc, inc_where, known_patterns, overrides);
+    auto s = parse_scenario(inc, inc_where, known_patterns, overrides, not_in_all);
     if (!seen.insert(s.name).second)
       fail(where, field,
            "scenario \"" + s.name + "\" included twice (give one a different \"name\")");

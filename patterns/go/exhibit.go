@@ -23,6 +23,7 @@ type Call struct {
 	URL        string // the service URL as given
 	Key        uint64 // sent as X-Orchlab-Key when non-zero
 	DeadlineNs int64  // absolute CLOCK_MONOTONIC deadline in ns (0: none)
+	Window     bool   // sent as X-Orchlab-Phase: window: its orchestration counts (docs/harness.md)
 }
 
 // Result answers one Call. The zero value is an empty slot (no answer).

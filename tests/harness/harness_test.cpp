@@ -415,8 +415,8 @@ TEST(ReportTest, InfeasibleCellsAreRecordedNotMeasured) {
   EXPECT_EQ(e["error_occurred"], true);
   EXPECT_TRUE(e["p99_us"].is_null());
   EXPECT_TRUE(e["leaked_tasks_at_return"].is_null());
-  const auto doc =
-      build_report(RunInfo{"", "x", "x run", true, 0, std::nullopt, std::nullopt}, {m}, nullptr);
+  const auto doc = build_report(RunInfo{"", "x", "x run", true, 0, std::nullopt, std::nullopt, {}},
+                                {m}, nullptr);
   EXPECT_EQ(doc["context"]["interrupted"], true);
   EXPECT_EQ(doc["benchmarks"].size(), 1u);
   EXPECT_TRUE(doc["lab"]["series"].empty());
@@ -426,7 +426,7 @@ TEST(ReportTest, AtomicWriteLeavesOnlyTheReport) {
   TempDir dir;
   const auto a = sample_measurement(0, 1000);
   const auto b = sample_measurement(1, 2000);
-  const auto doc = build_report(RunInfo{"", "x", "x run", false, 0, std::nullopt, std::nullopt},
+  const auto doc = build_report(RunInfo{"", "x", "x run", false, 0, std::nullopt, std::nullopt, {}},
                                 {a, b}, nullptr);
   const auto path = dir.path() / "sub" / "report.json";
   write_atomic(path, doc);

@@ -98,6 +98,9 @@ func (cl *Client) get(ctx context.Context, c exhibits.Call) exhibits.Result {
 	if c.Key != 0 {
 		req.Header.Set("X-Orchlab-Key", strconv.FormatUint(c.Key, 10))
 	}
+	if c.Window {
+		req.Header.Set("X-Orchlab-Phase", "window")
+	}
 	if c.DeadlineNs != 0 {
 		if cl.isLoopback(c.URL, req.URL) {
 			req.Header.Set("X-Orchlab-Deadline-Ns", strconv.FormatInt(c.DeadlineNs, 10))

@@ -14,10 +14,11 @@ import (
 )
 
 func TestCallHeadersAndOutcomes(t *testing.T) {
-	var key, deadline atomic.Value
+	var key, deadline, phase atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key.Store(r.Header.Get("X-Orchlab-Key"))
 		deadline.Store(r.Header.Get("X-Orchlab-Deadline-Ns"))
+		phase.Store(r.Header.Get("X-Orchlab-Phase"))
 		if r.URL.Query().Get("status") != "" {
 			w.WriteHeader(503)
 		}
@@ -28,16 +29,19 @@ func TestCallHeadersAndOutcomes(t *testing.T) {
 	kinds := make([]atomic.Int32, 2)
 	f := New(nil).For(o, kinds)
 	due := MonoNs() + int64(time.Second)
-	r, err := f(context.Background(), exhibits.Call{Index: 0, URL: srv.URL, Key: 42, DeadlineNs: due})
+	r, err := f(context.Background(), exhibits.Call{Index: 0, URL: srv.URL, Key: 42, DeadlineNs: due, Window: true})
 	if err != nil || Classify(r) != OK || r.Index != 0 {
 		t.Fatalf("%+v %v", r, err)
 	}
-	if key.Load() != "42" || deadline.Load() != strconv.FormatInt(due, 10) {
-		t.Errorf("headers: key %v, deadline %v (want %d, absolute CLOCK_MONOTONIC to a loopback host)", key.Load(), deadline.Load(), due)
+	if key.Load() != "42" || deadline.Load() != strconv.FormatInt(due, 10) || phase.Load() != "window" {
+		t.Errorf("headers: key %v, deadline %v, phase %q (want %d, absolute CLOCK_MONOTONIC to a loopback host; window)", key.Load(), deadline.Load(), phase.Load(), due)
 	}
 	r, err = f(context.Background(), exhibits.Call{Index: 1, URL: srv.URL + "/?status=503"})
 	if se, ok := err.(StatusError); !ok || se.Status != 503 || Classify(r) != HTTP {
 		t.Errorf("503: %+v %v", r, err)
+	}
+	if phase.Load() != "" {
+		t.Errorf("a warm-up call sent X-Orchlab-Phase %q", phase.Load())
 	}
 	if Kind(kinds[0].Load()) != OK || Kind(kinds[1].Load()) != HTTP {
 		t.Errorf("recorded kinds %d %d", kinds[0].Load(), kinds[1].Load())

@@ -29,6 +29,7 @@ struct RunOptions {
   ServicesMode services = ServicesMode::embedded;
   std::vector<std::string> service_urls;  ///< --services URLs, as written; empty unless remote
   std::string mock_binary;                ///< --mock-binary; empty: find_mock_binary()'s search
+  std::string go_driver;                  ///< --go-driver; empty: find_go_driver()'s search
   std::string out;                        ///< empty: results/<UTC stamp>/report.json
   bool quiet = false;
   /// false (--no-thread-budget): run thread-per-call cells the thread

@@ -7,6 +7,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "orchlab/harness/report.hpp"
 #include "orchlab/harness/scenario.hpp"
@@ -37,6 +39,10 @@ struct CellEnv {
   /// connections); a census ledger per repetition keeps whatever outlives it
   /// out of the next repetition's census metrics anyway.
   std::chrono::milliseconds drain_timeout{30000};
+  /// A driver (docs/drivers.md) is killed as hung this long after its
+  /// repetition's planned time (warm-up, window, longest orchestration,
+  /// drain): its start-up and the encoding of its measurement.
+  std::chrono::milliseconds driver_grace{5000};
   int family_index = 0;
   int per_family_instance_index = 0;
   /// Sharded runs (orchlab run --shard I/N): this process drives callers
@@ -87,6 +93,26 @@ std::optional<std::string> infeasible_reason(const Cell& cell, std::size_t servi
 /// True for patterns that bring their own I/O (no thread per call, their own
 /// connection pool): they ignore the Fetch they are given.
 bool uses_own_client(std::string_view pattern);
+
+/// True for the exhibits a driver program runs (go-*: orchlab-go), not this
+/// binary (docs/drivers.md).
+bool is_driver_pattern(std::string_view pattern);
+
+/// "cpp-thread", "cpp-asio" or "go": what runs `pattern`'s calls.
+std::string runtime_of(std::string_view pattern);
+
+/// One intended start of the open loop: ns after the load's start (the
+/// warm-up's), and its position in the unsharded schedule.
+struct PlannedStart {
+  std::int64_t offset_ns;
+  std::uint64_t seq;
+};
+
+/// The open loop's schedule of repetition `repetition` of `sc` as
+/// run_repetition draws it (same seed, same arithmetic): shard `shard` of
+/// `shards`'s starts, for a driver that runs the load in its own process.
+std::vector<PlannedStart> open_loop_starts(const Scenario& sc, int repetition, int shard = 0,
+                                           int shards = 1);
 
 /// The X-Orchlab-Key of call `call` of orchestration `seq` of caller
 /// `caller` in repetition `repetition`: unique per call of a run, and the

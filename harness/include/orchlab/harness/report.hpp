@@ -27,6 +27,8 @@ struct Series {
   std::vector<std::int64_t> in_flight;   ///< started - finished, at the bucket's end
   std::vector<std::int64_t> live_tasks;  ///< census live tasks, sampled
   std::vector<std::int64_t> os_threads;  ///< threads of the process, sampled
+  /// A Go driver's runtime.NumGoroutine(), sampled (empty for C++ cells).
+  std::vector<std::int64_t> goroutines;
 };
 
 /// Totals of the services' /__stats over one repetition (deltas). A field
@@ -48,6 +50,9 @@ struct ServerTotals {
 struct Measurement {
   std::string scenario;
   std::string pattern;
+  /// What runs the exhibit: "cpp-thread" (a thread per call), "cpp-asio"
+  /// (coroutines on an io_context) or "go" (the driver orchlab-go).
+  std::string runtime;
   int fanout = 0;
   int concurrency = 0;
   int deadline_ms = 0;
@@ -90,6 +95,9 @@ struct Measurement {
   /// 10 ms.
   std::int64_t threads_baseline = 0;
   std::int64_t threads_peak = 0, threads_end = 0;
+  /// false: threads_end is unknown (a driver's callers return inside its
+  /// process, where the harness cannot see the moment).
+  bool threads_end_measured = true;
   /// The census's live tasks (threads or coroutine calls of this
   /// repetition's orchestrations), peak of the 10 ms samples: the calls in
   /// flight at once, whatever carries them.
@@ -102,6 +110,7 @@ struct Measurement {
   std::uint64_t pool_exhausted = 0;
 
   std::uint64_t lock_wait_ns = 0, lock_contended = 0;
+  bool lock_measured = true;  ///< false: no profiled lock (a driver's exhibit)
   double cpu_s = 0;
   std::int64_t ctx_switches_voluntary = 0, ctx_switches_involuntary = 0;
   /// Resident memory above the repetition's baseline: free heap is returned
@@ -125,6 +134,9 @@ struct Measurement {
   /// memory, drain), which are not summed: the entry's own fields for them
   /// are null and this list says what every shard measured. Empty otherwise.
   std::vector<nlohmann::ordered_json> shard_process;
+  /// A driver's own fields (exhibit_form, go_version, goroutines_*, ...),
+  /// written into the entry after the common ones. Empty for C++ cells.
+  nlohmann::ordered_json runtime_fields = nlohmann::ordered_json::object();
 };
 
 /// The shard a report's process drove (orchlab run --shard I/N).
@@ -151,6 +163,9 @@ struct RunInfo {
   /// The host measured before the first cell (context.host_before_run);
   /// empty: not measured (null).
   std::optional<sys::HostLoad> host_before_run;
+  /// context.runtimes: per runtime, what ran it (the Go driver's path, or
+  /// why it is not built). Null when empty.
+  nlohmann::ordered_json runtimes;
 };
 
 /// `{"buckets": [[lower, upper, count], ...], "count", "min", "max", "sum"}`:

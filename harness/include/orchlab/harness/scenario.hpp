@@ -48,7 +48,11 @@ struct Scenario {
   /// the default, 10 % of the window and at least 0.2 s (warmup_seconds()).
   double warmup_s = -1;
   std::size_t max_conns_per_host = 64;
-  int limit = 16;      ///< bounded-group: concurrency limit per orchestration
+  int limit = 16;  ///< bounded-group: concurrency limit per orchestration
+  /// The Go exhibits' net/http transport: "lab" (MaxConnsPerHost =
+  /// max_conns_per_host, as the C++ pool) or "default" (Go's defaults: no
+  /// per-host bound, 2 idle connections per host). C++ cells ignore it.
+  std::string go_transport = "lab";
   std::string origin;  ///< file it came from (for messages)
 };
 
@@ -76,17 +80,21 @@ std::filesystem::path resolve_scenario(const std::string& name_or_file,
 
 /// Reads and validates a scenario or sweep file; a sweep expands to one
 /// Scenario per "include" entry (resolved in the file's folder, then
-/// `search_dirs`). `known_patterns` validates pattern names and expands "all".
-/// Overrides apply last and are validated like file fields.
+/// `search_dirs`). `known_patterns` validates pattern names and expands "all",
+/// but for those in `not_in_all` (known, not runnable here: the Go exhibits
+/// when orchlab-go is not built), which only a name given explicitly brings
+/// in. Overrides apply last and are validated like file fields.
 std::vector<Scenario> load_scenarios(const std::string& name_or_file,
                                      const std::vector<std::filesystem::path>& search_dirs,
                                      const std::vector<std::string>& known_patterns,
-                                     const Overrides& overrides = {});
+                                     const Overrides& overrides = {},
+                                     const std::vector<std::string>& not_in_all = {});
 
 /// Validates one scenario object (no "include"). `where` prefixes messages.
 Scenario parse_scenario(const nlohmann::json& doc, const std::string& where,
                         const std::vector<std::string>& known_patterns,
-                        const Overrides& overrides = {});
+                        const Overrides& overrides = {},
+                        const std::vector<std::string>& not_in_all = {});
 
 /// One measured unit: scenario x pattern x fanout x concurrency.
 struct Cell {

@@ -143,7 +143,10 @@ func (l *load) orchestrate(s *callerStats, caller int, seq uint64, intended int6
 	due := intended + c.deadlineNs
 	dueMono := monoOf(due)
 	for i := range calls {
-		calls[i] = exhibits.Call{Index: i, URL: c.services[i%len(c.services)], DeadlineNs: dueMono}
+		// Its calls tell the services whether they belong to the window, so the
+		// services' counts cover the orchestrations the measurement counts.
+		calls[i] = exhibits.Call{Index: i, URL: c.services[i%len(c.services)], DeadlineNs: dueMono,
+			Window: intended >= l.t0}
 		if c.keys {
 			calls[i].Key = callKey(c.repetition, caller, seq, i)
 		}
