@@ -2,7 +2,9 @@
 
 from dataclasses import dataclass, field
 
-GROUP_PATTERNS = ("cancellable-group", "bounded-group", "async-group")  # variants match too
+# The groups that join every task before returning: leaks must be zero (variants match too,
+# so go-errgroup covers go-errgroup+collect-all).
+GROUP_PATTERNS = ("cancellable-group", "bounded-group", "async-group", "go-errgroup", "go-errgroup-limit")
 
 
 @dataclass(frozen=True)
