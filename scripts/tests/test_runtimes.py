@@ -90,3 +90,47 @@ def test_go_entry_helper_nulls_what_a_driver_cannot_measure(sample):
     e = go_entry(iteration_entries(sample, pattern="channel-soup")[0], "go-channel-soup")
     assert e["runtime"] == "go" and e["pool_exhausted"] is None and e["threads_end"] is None
     assert "/go-channel-soup/" in e["name"]
+
+
+def _five_with_go(sample):
+    doc = add_go_twins(copy.deepcopy(sample))
+    return doc
+
+
+def test_compare_never_reads_a_runtime_change_as_a_change(tmp_path, sample):
+    old = copy.deepcopy(sample)
+    new = copy.deepcopy(sample)
+    for b in new["benchmarks"]:
+        if b.get("pattern") == "channel-soup":
+            b["runtime"] = "go"  # the same name on another runtime: another exhibit
+    r = run_script("compare.py", write(tmp_path, "old.json", old), write(tmp_path, "new.json", new),
+                   "--format", "json")
+    import json
+    res = json.loads(r.out)
+    assert res["runtime_changed"] and all(c["old"] == "cpp-thread" and c["new"] == "go"
+                                          for c in res["runtime_changed"])
+    assert not any("/channel-soup/" in c["cell"] for c in res["cells"])
+    assert r.code == 3 and "changed runtime" in res["summary"]
+    text = run_script("compare.py", write(tmp_path, "old.json", old), write(tmp_path, "new.json", new))
+    assert "RUNTIME CHANGED, not compared" in text.out
+
+
+def test_compare_pair_across_runtimes_says_so(tmp_path, sample):
+    path = write(tmp_path, "go.json", _five_with_go(sample))
+    r = run_script("compare.py", path, "--pair", "channel-soup:go-channel-soup", "--format", "json")
+    import json
+    res = json.loads(r.out)
+    assert res["cells"] and all(c["runtime_old"] == "cpp-thread" and c["runtime_new"] == "go"
+                                for c in res["cells"])
+    assert any("crosses runtimes (C++ threads vs Go)" in w for w in res["warnings"])
+    text = run_script("compare.py", path, "--pair", "channel-soup:go-channel-soup", "--all")
+    assert "across runtimes" in text.out and "C++ threads vs Go" in text.out
+
+
+def test_compare_html_shows_the_runtime(tmp_path, sample):
+    path = write(tmp_path, "go.json", _five_with_go(sample))
+    out = tmp_path / "c.html"
+    r = run_script("compare_html.py", path, "--pair", "cancellable-group:go-errgroup", "-o", out)
+    assert r.code == 0, r.err
+    html = out.read_text(encoding="utf-8")
+    assert "<th" in html and ">runtime<" in html and "C++ threads vs Go" in html
