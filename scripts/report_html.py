@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from orchlab_py import claimkit, fmt, require, style, verdicts  # noqa: E402
+from orchlab_py import claimkit, fmt, require, runtimes, style, verdicts  # noqa: E402
 from orchlab_py.report import ReportError, load_micro, load_report, micro_beside  # noqa: E402
 from orchlab_py.report import host_busy_line, micro_build_line, micro_context  # noqa: E402
 
@@ -273,14 +273,15 @@ def _cell_value(cell, metric, how):
 
 def cells_table(report, scenario):
     """The scenario's cells, one row each, sortable."""
-    headers = ["pattern", "fanout", "callers", "n"] + [h for h, *_ in CELL_COLUMNS] + ["note"]
+    headers = ["pattern", "runtime", "fanout", "callers", "n"] + [h for h, *_ in CELL_COLUMNS] + ["note"]
     rows = []
     cells = sorted(report.select(scenario, feasible=False),
                    key=lambda c: (c.key.fanout, c.key.concurrency, style.sort_patterns(report.patterns()).index(c.key.pattern)))
     for cell in cells:
         k = cell.key
-        row = [f'<td data-v="{esc(k.pattern)}">{swatch(k.pattern)}</td>', num_cell(k.fanout), num_cell(k.concurrency),
-               num_cell(len(cell.reps))]
+        row = [f'<td data-v="{esc(k.pattern)}">{swatch(k.pattern)}</td>',
+               f'<td data-v="{esc(cell.runtime)}">{esc(runtimes.label(cell.runtime))}</td>',
+               num_cell(k.fanout), num_cell(k.concurrency), num_cell(len(cell.reps))]
         if cell.infeasible:
             row += ['<td class="n" data-v="">–</td>'] * len(CELL_COLUMNS)
             row.append(f"<td>infeasible: {esc(cell.infeasible)}</td>")
@@ -289,6 +290,11 @@ def cells_table(report, scenario):
                 v = _cell_value(cell, metric, how)
                 row.append(num_cell(None if v is None else v * scale))
             notes = []
+            tr = next((r.get("go_transport") for r in cell.reps if isinstance(r.get("go_transport"), dict)), None)
+            if tr:
+                notes.append(f"Go transport {tr.get('mode')}" + (
+                    f", {tr.get('max_conns_per_host')} connections per host" if tr.get("max_conns_per_host")
+                    else ", no per-host bound"))
             if any(r.get("saturated") for r in cell.reps):
                 notes.append("open loop saturated")
             row.append(f"<td>{esc('; '.join(notes))}</td>")
