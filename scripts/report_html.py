@@ -216,6 +216,22 @@ def _n_text(claim):
     return ", ".join(parts) or "–"
 
 
+def _runtimes_html(claim):
+    """Each runtime's answer to a claim (claims.py's "runtimes"): verdict and number, or
+    not run and why."""
+    items = []
+    for rv in claim.get("runtimes") or []:
+        name = rv.get("runtime_label") or rv.get("runtime", "?")
+        if rv.get("configuration"):
+            name += f" ({rv['configuration']})"
+        if rv.get("status") == "evaluated":
+            body = f"{badge(rv.get('verdict', '?'))} {esc(_interval_text(rv))}"
+        else:
+            body = f'<span class="muted">{esc(rv.get("status", ""))}: {md_inline(rv.get("reason", ""))}</span>'
+        items.append(f"<li><strong>{esc(name)}</strong>: {body}</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else "–"
+
+
 def claims_section(claims_doc, claims_error, verdict_svg):
     """The claims summary: verdict, number with its interval, reason; rule and evidence folded."""
     if claims_doc is None:
@@ -234,12 +250,15 @@ def claims_section(claims_doc, claims_error, verdict_svg):
         rows.append([f'<td class="n" data-v="{i + 1}">{i + 1}</td>',
                      f"<td>{md_inline(c.get('claim', c.get('id', '')))}{details}</td>",
                      f'<td data-v="{esc(c.get("verdict", ""))}">{badge(c.get("verdict", "?"))}</td>',
-                     f"<td>{esc(_interval_text(c))}</td>", f"<td>{esc(_n_text(c))}</td>", f"<td>{why}</td>"])
-    tab = table(["#", "claim", "verdict", "estimate [interval] (its confidence)", "rests on", "why"], rows,
-                sortable=True, raw=True)
+                     f"<td>{esc(_interval_text(c))}</td>", f"<td>{esc(_n_text(c))}</td>", f"<td>{why}</td>",
+                     f"<td>{_runtimes_html(c)}</td>"])
+    tab = table(["#", "claim", "verdict", "estimate [interval] (its confidence)", "rests on", "why",
+                 "per runtime"], rows, sortable=True, raw=True)
+    dis = "".join(f"<li>{md_inline(x[2:])}</li>" for x in claims_doc.get("disagreements") or [])
+    dis = (f"<h3>Where the runtimes disagree</h3><ul>{dis}</ul>" if dis else "")
     fig = figure_html(verdict_svg, "Each claim's statistic with its interval against the claimed threshold, "
-                      "shaded by verdict.") if verdict_svg else ""
-    return f'<section id="claims"><h2>Claims</h2>{tab}{fig}</section>'
+                      "one row per claim and runtime, shaded by verdict.") if verdict_svg else ""
+    return f'<section id="claims"><h2>Claims</h2>{tab}{dis}{fig}</section>'
 
 
 def comparison_section(claims_doc):

@@ -159,3 +159,14 @@ def test_labels_are_renamed_whole_names_only():
     m = {"cancellable-group": "go-errgroup", "channel-soup": "go-channel-soup"}
     assert claimkit.rename_label("channel-soup minus cancellable-group", m) == "go-channel-soup minus go-errgroup"
     assert claimkit.rename_label("cancellable-group+collect-all p50", m) == "cancellable-group+collect-all p50"
+
+
+def test_forest_plot_and_html_show_every_runtime(tmp_path, go_doc):
+    doc = _claims(tmp_path, go_doc)
+    from orchlab_py import verdicts
+    rows = verdicts.rows(doc)
+    tags = {(n, tag) for n, _id, tag, _r in rows}
+    assert (1, "C++") in tags and (1, "Go") in tags and (11, "Asio") in tags
+    import report_html
+    html = report_html.claims_section(doc, None, None)
+    assert "per runtime" in html and "<strong>Go</strong>" in html and "not run" in html
