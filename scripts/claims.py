@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from orchlab_py import claimkit, fmt, style  # noqa: E402
+from orchlab_py import claimkit, fmt, runtimes, style  # noqa: E402
 from orchlab_py.evidence import cell_max, cell_median, has_cells, orchestrations, per_orch, pooled_total  # noqa: E402
 from orchlab_py.report import ReportError, load_micro, load_report, micro_beside  # noqa: E402
 from orchlab_py.report import host_busy_line, micro_build_line, micro_context  # noqa: E402
@@ -22,6 +22,7 @@ PROG = "claims.py"
 HANG, FAIL = "one-hangs", "fail-fast"
 GROUP = "cancellable-group"
 WAITS_ALL = GROUP + "+collect-all"  # waits for every call that is not cut off by the deadline
+GO_WAITS_ALL = "go-errgroup+collect-all"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CLAIMS = os.path.join(ROOT, "scenarios", "claims", "article.claims.json")
 # The aggregation each exhibit's results go through, as BM_Aggregate names it: the
@@ -137,10 +138,17 @@ def leak_cell(report, p):
             f"per orchestration{extra} (`{worst_s}`)")
 
 
+def _waits_all(report, p):
+    """The exhibit that waits for every call in the same runtime as p (a Go exhibit is read
+    against go-errgroup+collect-all, never against a C++ one)."""
+    return GO_WAITS_ALL if report.runtime_of(p) == runtimes.GO else WAITS_ALL
+
+
 def error_cell(report, p):
     """The Error propagation column for a pattern."""
     if not has_cells(report, FAIL, p):
         return f"n/a (no `{FAIL}` cells)"
+    WAITS_ALL = _waits_all(report, p)  # noqa: N806 (the reference, per runtime)
     aborts = per_orch(report, FAIL, p, "server_client_aborts")
     p50 = _us_to_ms(cell_median(report, FAIL, p, "p50_us"))
     waits = _us_to_ms(cell_median(report, FAIL, WAITS_ALL, "p50_us"))
@@ -167,6 +175,9 @@ def multicore_cell(agg, cpus, p):
     # The lock-based strategies against slots (claim 5's R); slots against slots on
     # their own cache lines, which measures what packed slots lose to false sharing.
     baseline = "slots-padded" if strategy == "slots" else "slots"
+    if style.is_go(p):
+        return ("not testable here (BM_Aggregate measures the C++ aggregations; the Go twin, a testing.B "
+                "benchmark, is not built yet)")
     if not agg:
         return "not testable here (no BM_Aggregate runs: micro.json missing)"
     threads = max((t for (s_, w, t) in agg if s_ == strategy and w == 0), default=0)
@@ -194,7 +205,7 @@ def comparison_table(report, runs):
     cpus = report.context.get("usable_cpus")
     rows = []
     for p in style.sort_patterns(report.patterns()):
-        rows.append([f"`{p}`", cancellation_cell(report, p), leak_cell(report, p),
+        rows.append([f"`{p}`", runtimes.label(report.runtime_of(p)), cancellation_cell(report, p), leak_cell(report, p),
                      error_cell(report, p), multicore_cell(agg, cpus, p)])
     return rows
 
@@ -231,9 +242,209 @@ def load_stress(path):
 
 
 def evaluate(claims, report, runs, src, stress=None):
-    """Every claim, evaluated."""
+    """Every claim, evaluated: [Verdict], one per claim (the first runtime that answers it,
+    which is what a single-verdict reader shows)."""
+    return [v for v, _a in evaluate_all(claims, report, runs, src, stress)]
+
+
+def evaluate_all(claims, report, runs, src, stress=None):
+    """[(Verdict shown first, [RuntimeVerdict])] per claim: every runtime that applies."""
     inputs = claimkit.Inputs(report, runs, src, stress)
-    return [claimkit.evaluate_claim(c, inputs) for c in claims]
+    out = []
+    for c in claims:
+        answers = claimkit.evaluate_runtimes(c, inputs)
+        first = claimkit.primary(answers)
+        out.append((first.verdict if first else claimkit.evaluate_claim(c, inputs), answers))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Per runtime: the summary's columns and where the runtimes disagree
+# ---------------------------------------------------------------------------------------
+
+def _config_name(report, rv):
+    """The configuration a verdict is for, with the pool it ran under from the report
+    ("lab cap, 32 connections per host"; "Go's default transport, no per-host bound")."""
+    if not rv.configuration:
+        return None
+    scen = (report.lab or {}).get("scenarios") or {}
+    named = [s for s in rv.scenarios.values()] or []
+    for t, _r, _tv, _w in (rv.verdict.tests if rv.verdict else []):
+        for s in _scenarios_of({"tests": [t]}):
+            named.append(s)
+    for name in named:
+        sc = scen.get(name) or {}
+        if sc.get("go_transport") == "default" and rv.runtime == runtimes.GO:
+            return f"{rv.configuration} (no per-host bound)"
+        if sc.get("max_conns_per_host") is not None:
+            return f"{rv.configuration} ({sc['max_conns_per_host']} connections per host)"
+    return rv.configuration
+
+
+def answer_text(report, rv, md=True):
+    """One runtime's answer as the summary prints it."""
+    b = (lambda x: f"**{x}**") if md else (lambda x: x)
+    if rv.status == claimkit.NOT_RUN:
+        text = f"not run: {rv.reason}"
+    elif rv.status == claimkit.POOLED:
+        text = f"answered in the {runtimes.label(rv.pooled_with)} column ({rv.reason})"
+    else:
+        v = rv.verdict
+        t, r, _tv, why = v.headline
+        pre = v.verdict == claimkit.NOT_TESTABLE and v.claim.get("precondition") and v.reason
+        word = b(v.verdict) + (f" ({v.reason})" if pre else "")
+        if r is None:
+            text = f"{word}: {why}"
+        else:
+            text = f"{word}: {claimkit.interval_text(r, t.get('unit'))}, {claimkit.rests_on(r)}"
+            if r.where:
+                text += f"; the cell shown: {r.where}"
+    cfg = _config_name(report, rv)
+    return f"{cfg}: {text}" if cfg else text
+
+
+def runtime_columns(answers_per_claim):
+    """The runtimes the summary has a column for: those any claim applies to, in order."""
+    seen = {rv.runtime for answers in answers_per_claim for rv in answers}
+    return sorted(seen, key=runtimes.rank)
+
+
+def summary_rows(report, evaluated, columns):
+    """One row per claim: the claim, the statistic, one answer per runtime, the precondition."""
+    rows = []
+    for i, (v, answers) in enumerate(evaluated):
+        t = v.headline[0] if v.headline else {"label": "—"}
+        row = [i + 1, v.statement, t["label"]]
+        for rt in columns:
+            mine = [rv for rv in answers if rv.runtime == rt]
+            row.append("<br>".join(answer_text(report, rv) for rv in mine) if mine else "—")
+        pre = claimkit.precondition_text(v.claim)
+        row.append(pre)
+        rows.append(row)
+    return rows
+
+
+# The figures a disagreement is explained by: (label, how to read it from the report, what
+# it measures). Each is read for every runtime's exhibit in the claim's own cells.
+def _median_of(report, scenario, pattern, fn):
+    vals = []
+    for c in report.select(scenario, pattern):
+        for rep in c.reps:
+            v = fn(rep)
+            if v is not None:
+                vals.append(v)
+    return sorted(vals)[len(vals) // 2] if vals else None
+
+
+def _div(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+
+def _num_or_none(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+CAUSES = [
+    ("server requests per call", "transport retries",
+     lambda e: _div(_num_or_none(e.get("server_requests")), _num_or_none(e.get("calls")))),
+    ("OS threads peak", "thread cost", lambda e: _num_or_none(e.get("threads_peak"))),
+    ("tasks in flight peak (census)", "tasks in flight", lambda e: _num_or_none(e.get("live_tasks_peak"))),
+    ("goroutines peak", "goroutines", lambda e: _num_or_none(e.get("goroutines_peak"))),
+    ("pool exhausted per orchestration", "pool cap",
+     lambda e: _div(_num_or_none(e.get("pool_exhausted")), _num_or_none(e.get("iterations")))),
+    ("pool wait p99 (ms)", "pool cap",
+     lambda e: None if _num_or_none(e.get("pool_wait_p99_us")) is None else e["pool_wait_p99_us"] / 1000),
+    ("client aborts per orchestration", "cancellation reaching the service",
+     lambda e: _div(_num_or_none(e.get("server_client_aborts")), _num_or_none(e.get("iterations")))),
+    ("tasks left at return per orchestration", "leaks",
+     lambda e: _div(_num_or_none(e.get("leaked_tasks_at_return")), _num_or_none(e.get("iterations")))),
+    ("throughput (orch/s)", "throughput", lambda e: _num_or_none(e.get("items_per_second"))),
+]
+
+
+def _exhibit_of(rv):
+    """(scenario, pattern) of the exhibit a runtime's headline test is about (its a side)."""
+    if rv.verdict is None or not rv.verdict.headline:
+        return None
+    st = rv.verdict.headline[0]["statistic"]
+    side = st.get("a", st)
+    if isinstance(side.get("scenario"), str) and isinstance(side.get("pattern"), str):
+        return side["scenario"], side["pattern"]
+    if st.get("kind") == "event_rate" and st.get("patterns"):
+        return st.get("scenario"), st["patterns"][0]
+    return None
+
+
+def _transport(report, scenario, pattern):
+    """The pool an exhibit ran with: the lab's cap per host, or Go's transport mode."""
+    for c in report.select(scenario, pattern):
+        for rep in c.reps:
+            tr = rep.get("go_transport")
+            if isinstance(tr, dict):
+                return (f"Go transport {tr.get('mode')}, " + (f"{tr['max_conns_per_host']} connections per host"
+                        if tr.get("max_conns_per_host") else "no per-host bound"))
+    sc = ((report.lab or {}).get("scenarios") or {}).get(scenario) or {}
+    if sc.get("go_transport") == "default" and report.runtime_of(pattern) == runtimes.GO:
+        return "Go transport default, no per-host bound"
+    cap = sc.get("max_conns_per_host")
+    return f"{cap} connections per host" if cap is not None else None
+
+
+def disagreements(report, evaluated):
+    """One line per claim whose runtimes' verdicts differ, with the measured figures that
+    differ between their exhibits (medians over repetitions, from the report)."""
+    lines = []
+    decided = (claimkit.SUPPORTED, claimkit.REFUTED, claimkit.INCONCLUSIVE)
+    for i, (v, answers) in enumerate(evaluated):
+        mine = [rv for rv in answers if rv.status == claimkit.EVALUATED and rv.verdict.verdict in decided]
+        if len({rv.verdict.verdict for rv in mine}) < 2:
+            continue
+        sides = []
+        for rv in mine:
+            ex = _exhibit_of(rv)
+            name = runtimes.label(rv.runtime) + (f" ({rv.configuration})" if rv.configuration else "")
+            figs = {}
+            if ex is not None and report is not None:
+                for label, _what, fn in CAUSES:
+                    figs[label] = _median_of(report, ex[0], ex[1], fn)
+            sides.append((name, rv, ex, figs))
+        verdicts_txt = "; ".join(f"{n}: {rv.verdict.verdict}" for n, rv, _e, _f in sides)
+        # The figures that differ most between the runtimes' exhibits (a ratio of 1.25 or
+        # more, or measured on one side and not the other), largest first.
+        diffs = []
+        for label, what, _fn in CAUSES:
+            vals = [f.get(label) for _n, _rv, _e, f in sides]
+            known = [x for x in vals if x is not None]
+            if not known:
+                continue
+            lo, hi = min(known), max(known)
+            if len(known) < len(vals):
+                continue  # measured in one runtime only (pool figures, goroutines): no comparison
+            if lo <= 0:
+                score = 10.0 if hi > 0 else 0.0
+            else:
+                score = hi / lo
+            if score >= 1.25:
+                diffs.append((score, label, what, vals))
+        diffs.sort(key=lambda d: -d[0])
+        parts = []
+        gor = [f.get("goroutines peak") for _n, _rv, _e, f in sides]
+        if any(g is not None for g in gor) and any(f.get("OS threads peak") is not None for _n, _r, _e, f in sides):
+            diffs.append((1.0, "goroutines peak", "a goroutine is not an OS thread", gor))
+        for _score, label, what, vals in diffs[:5]:
+            each = " vs ".join(f"{fmt.num(x) if x is not None else 'not measured'}" for x in vals)
+            parts.append(f"{label} {each} ({what})")
+        pools = [(_transport(report, e[0], e[1]) if e else None) for _n, _rv, e, _f in sides]
+        if any(pools) and len(set(pools)) > 1:
+            parts.append("pool: " + " vs ".join(p or "unknown" for p in pools))
+        scens = {e[0] for _n, _rv, e, _f in sides if e and e[0]}
+        who = " vs ".join((f"`{e[1]}`" + (f" in `{e[0]}`" if len(scens) > 1 and e[0] else "")) if e else n
+                          for n, _rv, e, _f in sides)
+        where = f" in `{next(iter(scens))}`" if len(scens) == 1 else ""
+        cause = ("; ".join(parts) + " (medians over repetitions)") if parts else \
+            "no figure of the report differs by 25 % or more between the exhibits"
+        lines.append(f"- **{i + 1}. {v.statement}** {verdicts_txt}. Measured, {who}{where}: {cause}.")
+    return lines
 
 
 def _scenarios_of(claim):
@@ -285,23 +496,10 @@ def _verdict_line(v):
     return f"{v.verdict} — {v.reason}"
 
 
-def summary_rows(verdicts):
-    """The pasteable summary: claim, verdict, the one number with its interval, what it rests on."""
-    rows = []
-    for i, v in enumerate(verdicts):
-        t, r, _tv, why = v.headline
-        number = f"{t['label']}: {claimkit.interval_text(r, t.get('unit'))}" if r is not None else why
-        if r is not None and r.where:
-            number += f"; the cell shown: {r.where}"
-        pre = claimkit.precondition_text(v.claim)
-        if v.claim.get("precondition") and v.verdict == claimkit.NOT_TESTABLE and v.reason:
-            pre = v.reason
-        rows.append([i + 1, v.statement, f"**{v.verdict}**", number, claimkit.rests_on(r), pre])
-    return rows
-
-
-def render_md(report, micro_path, table, verdicts, claims_path):
+def render_md(report, micro_path, table, evaluated, claims_path):
     """The Markdown document: the summary first, then the table, then rules and evidence."""
+    verdicts = [v for v, _a in evaluated]
+    columns = runtime_columns([a for _v, a in evaluated])
     ctx = report.context
     facts = [f"report `{report.path}`"]
     for k in ("date", "host_name", "usable_cpus", "git_sha", "build_type", "compiler"):
@@ -321,11 +519,20 @@ def render_md(report, micro_path, table, verdicts, claims_path):
             "refuted only when the interval lies wholly on one side of the claim's threshold; the number "
             "is the estimate [interval] with the confidence the interval achieves at these repetitions "
             "(95 % asked; a sign-test interval over 6 repetitions is their range, 96.9 %); it rests on the "
-            "independent units named (repetitions or runs), the orchestrations behind them are context.", "",
-            fmt.md_table(["#", "claim", "verdict", "the number [interval] (confidence)", "rests on", "precondition"],
-                         summary_rows(verdicts)), ""]
+            "independent units named (repetitions or runs), the orchestrations behind them are context. "
+            "Each claim is answered per runtime with the same statistic, rule and interval method, on that "
+            "runtime's exhibits (the Go exhibits for Go); \"not run\" says why a runtime has no answer, "
+            "\"—\" that the claim does not apply to it.", "",
+            fmt.md_table(["#", "claim", "statistic"] + [f"{runtimes.label(rt)}: verdict, the number [interval] "
+                                                         "(confidence), rests on" for rt in columns]
+                         + ["precondition"], summary_rows(report, evaluated, columns)), ""]
+    out += ["### Where the runtimes disagree", ""]
+    dis = disagreements(report, evaluated)
+    out += (dis or ["No claim has different verdicts in two runtimes (a runtime that was not run is not a "
+                    "disagreement)."]) + [""]
     out += ["## The comparison table", "",
-            fmt.md_table(["pattern", "Cancellation", "Leak risk", "Error propagation", "Multi-core safe"], table),
+            fmt.md_table(["pattern", "runtime", "Cancellation", "Leak risk", "Error propagation", "Multi-core safe"],
+                         table),
             ""]
     micro_line = micro_build_line(micro_context(micro_path)) if micro_path else None
     if micro_line:
@@ -356,6 +563,20 @@ def render_md(report, micro_path, table, verdicts, claims_path):
                 out += [f"  - {d}" for d in r.detail]
                 if r.note and r.low is not None:
                     out.append(f"  - {r.note}")
+        others = [rv for rv in evaluated[i][1] if rv.verdict is not v]
+        if others:
+            out += ["", "*In each runtime:*", ""]
+            for rv in others:
+                name = runtimes.label(rv.runtime) + (f", {_config_name(report, rv)}" if rv.configuration else "")
+                if rv.status != claimkit.EVALUATED:
+                    out.append(f"- {name}: {answer_text(report, rv)}")
+                    continue
+                out.append(f"- {name}: **{rv.verdict.verdict}** — {rv.verdict.reason}")
+                for t, r, tv, why in rv.verdict.tests:
+                    out.append(f"  - {t['label']}: {claimkit.interval_text(r, t.get('unit'))}, rests on "
+                               f"{claimkit.rests_on(r)} → {tv}" + ("" if r is not None else f" ({why})"))
+                for lab, why in rv.skipped:
+                    out.append(f"  - {lab}: not read in this runtime ({why})")
         if v.context:
             out += ["", "*Beside it (shown, not deciding):*", ""]
             for t, r, _tv, why in v.context:
@@ -393,15 +614,19 @@ def main(argv=None):
         fail(str(e))
     src = args.source or ROOT
     table = comparison_table(report, runs)
-    verdicts = evaluate(claims, report, runs, src, stress)
+    evaluated = evaluate_all(claims, report, runs, src, stress)
     if args.format == "json":
         doc = {"report": report.path, "micro": args.micro, "unbounded": args.unbounded, "claims_file": args.claims,
-               "table": [dict(zip(["pattern", "cancellation", "leak_risk", "error_propagation", "multicore_safe"],
+               "table": [dict(zip(["pattern", "runtime", "cancellation", "leak_risk", "error_propagation",
+                                   "multicore_safe"],
                                   [r[0].strip("`")] + r[1:])) for r in table],
-               "claims": [v.as_dict() for v in verdicts]}
+               "runtimes": runtime_columns([a for _v, a in evaluated]),
+               "claims": [{**v.as_dict(), "runtimes": [rv.as_dict() for rv in answers]}
+                          for v, answers in evaluated],
+               "disagreements": disagreements(report, evaluated)}
         print(json.dumps(doc, indent=2))
     else:
-        sys.stdout.write(render_md(report, args.micro, table, verdicts, args.claims))
+        sys.stdout.write(render_md(report, args.micro, table, evaluated, args.claims))
     return 0
 
 

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from orchlab_py import fmt, stats  # noqa: E402
 from orchlab_py.metrics import pattern_matches  # noqa: E402
+from orchlab_py import runtimes  # noqa: E402
 from orchlab_py.report import ReportError, load_report  # noqa: E402
 
 PROG = "compare.py"
@@ -254,15 +255,25 @@ def compare_cell(label, old_cell, new_cell, metrics, primary, shown, args):
 def build(old_report, new_report, args, pair, primary, shown):
     """The whole comparison as a JSON-ready dict."""
     matched, only_old, only_new = pair_cells(old_report, new_report, pair)
-    cells, warnings, infeasible, turned_infeasible = [], [], [], []
+    cells, warnings, infeasible, turned_infeasible, runtime_changed = [], [], [], [], []
     for label, old_cell, new_cell in matched:
+        if not pair and old_cell.runtime != new_cell.runtime:
+            # The same name on another runtime is another exhibit: never read as a change.
+            runtime_changed.append({"cell": label, "old": old_cell.runtime, "new": new_cell.runtime})
+            continue
         if old_cell.infeasible or new_cell.infeasible:
             entry = {"cell": label, "old": old_cell.infeasible, "new": new_cell.infeasible}
             infeasible.append(entry)
             if new_cell.infeasible and not old_cell.infeasible:
                 turned_infeasible.append(entry)
             continue
-        cells.append(compare_cell(label, old_cell, new_cell, new_report.metrics, primary, shown, args))
+        cell = compare_cell(label, old_cell, new_cell, new_report.metrics, primary, shown, args)
+        cell["runtime_old"], cell["runtime_new"] = old_cell.runtime, new_cell.runtime
+        cells.append(cell)
+    crossing = sorted({(c["runtime_old"], c["runtime_new"]) for c in cells if c["runtime_old"] != c["runtime_new"]})
+    for a, b in crossing:
+        warnings.append(f"the pair crosses runtimes ({runtimes.label(a)} vs {runtimes.label(b)}): each difference "
+                        "is the runtime's and the pattern's together, not a change of one exhibit")
 
     undecidable = [c for c in cells if not c["reachable"]]
     reps = ", ".join(f"{a} vs {b}" for a, b in sorted({(c["reps_old"], c["reps_new"]) for c in undecidable}))
@@ -297,6 +308,9 @@ def build(old_report, new_report, args, pair, primary, shown):
         inconclusive.append("no cell measured on both sides")
     if vanished:
         inconclusive.append(f"{len(vanished)} cell{'s' if len(vanished) != 1 else ''} vanished")
+    if runtime_changed:
+        inconclusive.append(f"{len(runtime_changed)} cell{'s' if len(runtime_changed) != 1 else ''} "
+                            "changed runtime (not compared)")
     if turned_infeasible:
         inconclusive.append(f"{len(turned_infeasible)} cell{'s' if len(turned_infeasible) != 1 else ''} "
                             "turned infeasible")
@@ -314,7 +328,7 @@ def build(old_report, new_report, args, pair, primary, shown):
         "undecidable": len(undecidable),
         "secondary_changes": sum(1 for m in sec_rows if m["verdict"] in CHANGES),
         "vanished": len(vanished), "turned_infeasible": len(turned_infeasible),
-        "broken_invariants": len(broken),
+        "broken_invariants": len(broken), "runtime_changed": len(runtime_changed),
     }
     res = {
         "old": old_report.path, "new": new_report.path,
@@ -326,7 +340,8 @@ def build(old_report, new_report, args, pair, primary, shown):
         "interval": f"Hodges-Lehmann, {1 - args.alpha:.0%}",
         "value": "median over repetitions",
         "warnings": warnings, "cells": cells, "infeasible": infeasible,
-        "turned_infeasible": turned_infeasible, "only_old": only_old, "only_new": only_new,
+        "turned_infeasible": turned_infeasible, "runtime_changed": runtime_changed,
+        "only_old": only_old, "only_new": only_new,
         "broken_invariants": broken, "regressed": regressed, "improved": improved,
         "counts": counts, "inconclusive": inconclusive, "exit": code,
     }
@@ -354,9 +369,22 @@ def summary_sentence(res):
     return f"No change in performance beyond noise detected: exit {code}."
 
 
+def _runtime_text(c):
+    """"Go" or "C++ threads vs Go": the runtime(s) of a compared cell."""
+    a, b = c.get("runtime_old"), c.get("runtime_new")
+    if a is None:
+        return ""
+    return runtimes.label(a) if a == b else f"{runtimes.label(a)} vs {runtimes.label(b)}"
+
+
 def _title(res):
     if res["pair"]:
         a, b = res["pair"]
+        ra = {c.get("runtime_old") for c in res["cells"]} - {None}
+        rb = {c.get("runtime_new") for c in res["cells"]} - {None}
+        if ra and rb and ra != rb:
+            return (f"{a} ({', '.join(map(runtimes.label, sorted(ra)))}, old) vs {b} "
+                    f"({', '.join(map(runtimes.label, sorted(rb)))}, new) in {res['new']}, across runtimes")
         return f"{a} (old) vs {b} (new) in {res['new']}"
     return f"{res['old']} (old) vs {res['new']} (new)"
 
@@ -427,6 +455,9 @@ def _tail(res, code, full):
             out.append(f"now feasible: {code(i['cell'])} (old: {i['old']})")
     if both and not full:
         out.append(f"infeasible on both sides: {len(both)} cell{'s' * (len(both) != 1)} (--all lists them)")
+    for r in res.get("runtime_changed", []):
+        out.append(f"RUNTIME CHANGED, not compared: {code(r['cell'])}: {runtimes.label(r['old'])} in old, "
+                   f"{runtimes.label(r['new'])} in new")
     if res["only_old"]:
         what = f"only for {res['pair'][0]}" if res["pair"] else "VANISHED (only in old)"
         out.append(f"{what}: " + ", ".join(code(x) for x in res["only_old"]))
@@ -454,7 +485,8 @@ def render_text(res, full):
     out += [f"warning: {w}" for w in res["warnings"]]
     if full:
         for c in res["cells"]:
-            out += ["", f"{c['cell']}  (repetitions {c['reps_old']} vs {c['reps_new']}; * primary)"]
+            out += ["", f"{c['cell']}  ({_runtime_text(c)}; repetitions {c['reps_old']} vs {c['reps_new']}; "
+                    "* primary)"]
             if c["metrics"]:
                 out += ["  " + line for line in fmt.text_table(HEADER, [_row(m) for m in c["metrics"]]).splitlines()]
             else:
@@ -464,7 +496,7 @@ def render_text(res, full):
     else:
         changed = _changed(res, True)
         out += ["", "changed beyond noise (primary metrics: these decide the exit status):"]
-        out += [f"  {c['cell']}: {_line(m)}" for c, m in changed] or ["  none"]
+        out += [f"  {c['cell']} ({_runtime_text(c)}): {_line(m)}" for c, m in changed] or ["  none"]
         secondary = _changed(res, False)
         if secondary:
             out += ["", f"secondary metrics changed beyond noise: {len(secondary)} (not corrected "
@@ -480,7 +512,8 @@ def render_md(res, full):
     out += [f"> warning: {w}" for w in res["warnings"]]
     if full:
         for c in res["cells"]:
-            out += ["", f"### `{c['cell']}` (repetitions {c['reps_old']} vs {c['reps_new']}; * primary)", ""]
+            out += ["", f"### `{c['cell']}` ({_runtime_text(c)}; repetitions {c['reps_old']} vs {c['reps_new']}; "
+                    "* primary)", ""]
             rows = [_row(m, bold=True) for m in c["metrics"]]
             out.append(fmt.md_table(HEADER, rows) if rows else "(no metric on both sides)")
             for m in c["missing"]:
@@ -489,8 +522,9 @@ def render_md(res, full):
         changed = _changed(res, True)
         out += ["", "### Changed beyond noise (primary metrics)", ""]
         if changed:
-            out.append(fmt.md_table(["cell"] + HEADER, [[f"`{c['cell']}`"] + _row(m, bold=True)
-                                                        for c, m in changed]))
+            out.append(fmt.md_table(["cell", "runtime"] + HEADER,
+                                    [[f"`{c['cell']}`", _runtime_text(c)] + _row(m, bold=True)
+                                     for c, m in changed]))
         else:
             out.append("None.")
         secondary = _changed(res, False)

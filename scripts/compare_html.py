@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from orchlab_py import fmt  # noqa: E402
+from orchlab_py import fmt, runtimes  # noqa: E402
 from report_html import CSS, JS, badge, esc, num_cell, table  # noqa: E402
 
 PROG = "compare_html.py"
@@ -70,7 +70,8 @@ def metric_rows(doc, everything=False):
             style = f' style="background:{colour}"' if colour else ""
             name = m.get("metric", "") + (" *" if m.get("primary") else "")
             p = m.get("p_holm") if m.get("primary") and m.get("p_holm") is not None else m.get("p")
-            cells = [f"<td>{esc(cell.get('cell', ''))}</td>", f"<td>{esc(name)}</td>",
+            cells = [f"<td>{esc(cell.get('cell', ''))}</td>", f"<td>{esc(_runtime(cell))}</td>",
+                     f"<td>{esc(name)}</td>",
                      num_cell(_num(m.get("old"))), num_cell(_num(m.get("new"))),
                      f'<td class="n" data-v="{_num(m.get("change")) if _num(m.get("change")) is not None else ""}">'
                      f"{esc(_change(m))}</td>",
@@ -79,6 +80,14 @@ def metric_rows(doc, everything=False):
                      f'<td data-v="{esc(verdict)}">{badge(verdict) if colour else esc(verdict)}</td>']
             rows.append([c.replace("<td", f"<td{style}", 1) if colour else c for c in cells])
     return rows
+
+
+def _runtime(cell):
+    """The cell's runtime, or both when a pair crosses runtimes ("C++ threads vs Go")."""
+    a, b = cell.get("runtime_old"), cell.get("runtime_new")
+    if a is None:
+        return ""
+    return runtimes.label(a) if a == b else f"{runtimes.label(a)} vs {runtimes.label(b)}"
 
 
 def _num(v):
@@ -101,13 +110,14 @@ def render(doc):
              f"{esc(', '.join(doc.get('primary') or []))} (marked *; Holm-adjusted p), "
              f"counts {esc(json.dumps(doc.get('counts', {})))}</p>"]
     for title, key in (("Broken invariants", "broken_invariants"), ("Turned infeasible", "turned_infeasible"),
+                       ("Changed runtime (not compared)", "runtime_changed"),
                        ("Vanished (only in old)", "only_old"), ("Only in new", "only_new"),
                        ("Infeasible", "infeasible"), ("Warnings", "warnings")):
         items = doc.get(key) or []
         if items:
             li = "".join(f"<li>{esc(i if isinstance(i, str) else json.dumps(i))}</li>" for i in items)
             parts.append(f"<h2>{esc(title)}</h2><ul>{li}</ul>")
-    headers = ["cell", "metric", "old", "new", "change [95 % interval]", "p", "n", "noise", "verdict"]
+    headers = ["cell", "runtime", "metric", "old", "new", "change [95 % interval]", "p", "n", "noise", "verdict"]
     parts.append("<h2>Primary metrics and changes beyond noise</h2>"
                  + table(headers, metric_rows(doc), sortable=True, raw=True))
     parts.append("<details><summary>every metric of every cell</summary>"

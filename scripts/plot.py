@@ -687,9 +687,10 @@ def fig_verdicts(claims_doc, ctx):
 
     Each row has its own scale (the claims' statistics have different units): the
     threshold is the dotted line (a band for a range), the numbers are on the right."""
-    claims = claims_doc.get("claims") or []
-    if not claims:
+    if not (claims_doc.get("claims") or []):
         raise Skip("claims.py gave no claims")
+    table = verdicts.rows(claims_doc)  # one row per claim and runtime that answered it
+    claims = [row for _n, _id, _tag, row in table]
     n = len(claims)
     fig, axes = plt.subplots(n, 1, figsize=(ctx.width, 0.27 * n + 0.1))
     axes = list(axes) if n > 1 else [axes]
@@ -702,8 +703,9 @@ def fig_verdicts(claims_doc, ctx):
             ax.spines[side].set_visible(False)
         ax.grid(False)
         ax.set_xticks([])
-        cid = str(c.get("id", i + 1))
-        ax.set_yticks([0], [f"{i + 1}" if ctx.single else f"{i + 1} {cid}"])
+        num_, cid, tag = table[i][:3]
+        tag = f" {tag}" if tag else ""
+        ax.set_yticks([0], [f"{num_}{tag}" if ctx.single else f"{num_} {cid}{tag}"])
         ax.tick_params(axis="y", length=0)
         ax.set_ylim(-1, 1)
         est, lo, hi, thr = num["estimate"], num["low"], num["high"], num["threshold"]

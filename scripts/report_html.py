@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from orchlab_py import claimkit, fmt, require, style, verdicts  # noqa: E402
+from orchlab_py import claimkit, fmt, require, runtimes, style, verdicts  # noqa: E402
 from orchlab_py.report import ReportError, load_micro, load_report, micro_beside  # noqa: E402
 from orchlab_py.report import host_busy_line, micro_build_line, micro_context  # noqa: E402
 
@@ -216,6 +216,22 @@ def _n_text(claim):
     return ", ".join(parts) or "–"
 
 
+def _runtimes_html(claim):
+    """Each runtime's answer to a claim (claims.py's "runtimes"): verdict and number, or
+    not run and why."""
+    items = []
+    for rv in claim.get("runtimes") or []:
+        name = rv.get("runtime_label") or rv.get("runtime", "?")
+        if rv.get("configuration"):
+            name += f" ({rv['configuration']})"
+        if rv.get("status") == "evaluated":
+            body = f"{badge(rv.get('verdict', '?'))} {esc(_interval_text(rv))}"
+        else:
+            body = f'<span class="muted">{esc(rv.get("status", ""))}: {md_inline(rv.get("reason", ""))}</span>'
+        items.append(f"<li><strong>{esc(name)}</strong>: {body}</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else "–"
+
+
 def claims_section(claims_doc, claims_error, verdict_svg):
     """The claims summary: verdict, number with its interval, reason; rule and evidence folded."""
     if claims_doc is None:
@@ -234,12 +250,15 @@ def claims_section(claims_doc, claims_error, verdict_svg):
         rows.append([f'<td class="n" data-v="{i + 1}">{i + 1}</td>',
                      f"<td>{md_inline(c.get('claim', c.get('id', '')))}{details}</td>",
                      f'<td data-v="{esc(c.get("verdict", ""))}">{badge(c.get("verdict", "?"))}</td>',
-                     f"<td>{esc(_interval_text(c))}</td>", f"<td>{esc(_n_text(c))}</td>", f"<td>{why}</td>"])
-    tab = table(["#", "claim", "verdict", "estimate [interval] (its confidence)", "rests on", "why"], rows,
-                sortable=True, raw=True)
+                     f"<td>{esc(_interval_text(c))}</td>", f"<td>{esc(_n_text(c))}</td>", f"<td>{why}</td>",
+                     f"<td>{_runtimes_html(c)}</td>"])
+    tab = table(["#", "claim", "verdict", "estimate [interval] (its confidence)", "rests on", "why",
+                 "per runtime"], rows, sortable=True, raw=True)
+    dis = "".join(f"<li>{md_inline(x[2:])}</li>" for x in claims_doc.get("disagreements") or [])
+    dis = (f"<h3>Where the runtimes disagree</h3><ul>{dis}</ul>" if dis else "")
     fig = figure_html(verdict_svg, "Each claim's statistic with its interval against the claimed threshold, "
-                      "shaded by verdict.") if verdict_svg else ""
-    return f'<section id="claims"><h2>Claims</h2>{tab}{fig}</section>'
+                      "one row per claim and runtime, shaded by verdict.") if verdict_svg else ""
+    return f'<section id="claims"><h2>Claims</h2>{tab}{dis}{fig}</section>'
 
 
 def comparison_section(claims_doc):
@@ -273,14 +292,15 @@ def _cell_value(cell, metric, how):
 
 def cells_table(report, scenario):
     """The scenario's cells, one row each, sortable."""
-    headers = ["pattern", "fanout", "callers", "n"] + [h for h, *_ in CELL_COLUMNS] + ["note"]
+    headers = ["pattern", "runtime", "fanout", "callers", "n"] + [h for h, *_ in CELL_COLUMNS] + ["note"]
     rows = []
     cells = sorted(report.select(scenario, feasible=False),
                    key=lambda c: (c.key.fanout, c.key.concurrency, style.sort_patterns(report.patterns()).index(c.key.pattern)))
     for cell in cells:
         k = cell.key
-        row = [f'<td data-v="{esc(k.pattern)}">{swatch(k.pattern)}</td>', num_cell(k.fanout), num_cell(k.concurrency),
-               num_cell(len(cell.reps))]
+        row = [f'<td data-v="{esc(k.pattern)}">{swatch(k.pattern)}</td>',
+               f'<td data-v="{esc(cell.runtime)}">{esc(runtimes.label(cell.runtime))}</td>',
+               num_cell(k.fanout), num_cell(k.concurrency), num_cell(len(cell.reps))]
         if cell.infeasible:
             row += ['<td class="n" data-v="">–</td>'] * len(CELL_COLUMNS)
             row.append(f"<td>infeasible: {esc(cell.infeasible)}</td>")
@@ -289,6 +309,11 @@ def cells_table(report, scenario):
                 v = _cell_value(cell, metric, how)
                 row.append(num_cell(None if v is None else v * scale))
             notes = []
+            tr = next((r.get("go_transport") for r in cell.reps if isinstance(r.get("go_transport"), dict)), None)
+            if tr:
+                notes.append(f"Go transport {tr.get('mode')}" + (
+                    f", {tr.get('max_conns_per_host')} connections per host" if tr.get("max_conns_per_host")
+                    else ", no per-host bound"))
             if any(r.get("saturated") for r in cell.reps):
                 notes.append("open loop saturated")
             row.append(f"<td>{esc('; '.join(notes))}</td>")

@@ -798,7 +798,7 @@ def _run_test(test, inputs):
 # ---------------------------------------------------------------------------------------
 
 _TEST_KEYS = {"label", "statistic", "threshold", "direction", "unit"}
-_CLAIM_KEYS = {"id", "claim", "experiment", "precondition", "tests", "combine", "context", "comment"}
+_CLAIM_KEYS = {"id", "claim", "experiment", "precondition", "tests", "combine", "context", "comment", "runtimes"}
 
 
 def validate(doc, where):
@@ -844,6 +844,7 @@ def validate(doc, where):
             kind = t["statistic"].get("kind") if isinstance(t["statistic"], dict) else None
             if kind not in STATISTICS:
                 raise SpecError(f"{tat}.statistic.kind: must be one of {', '.join(sorted(STATISTICS))}, got {kind!r}")
+        _validate_runtimes(c, at)
     return doc["claims"]
 
 
@@ -917,3 +918,245 @@ def fmt_number(v, unit):
     if unit == "%":
         return _pct(v)
     return f"{_g(float(v))}{(' ' + unit) if unit else ''}"
+
+
+# ---------------------------------------------------------------------------------------
+# Runtimes: every claim answered per runtime that has its experiment
+# ---------------------------------------------------------------------------------------
+#
+# A claim's optional "runtimes" object names, per runtime (cpp-thread, cpp-asio, go), the
+# exhibits its tests are about in that runtime. The tests, their rule and their statistic
+# are the claim's own: a runtime only renames what they read, so every runtime is answered
+# with the same rule and the same interval method.
+#
+#   "runtimes": {
+#     "cpp-thread": {},                                   the tests as written
+#     "cpp-asio":   {"patterns": {"cancellable-group": "async-group"}},
+#     "go":         {"patterns": {"channel-soup": "go-channel-soup", "cancellable-group": "go-errgroup"},
+#                    "skip": {"<test label>": "why that test cannot be read in this runtime"},
+#                    "configurations": [{"name": "lab cap"},
+#                                       {"name": "Go's default transport",
+#                                        "scenarios": {"claim-one-hangs-open": "claim-one-hangs-open-go-default"}}]},
+#   }
+#
+# - "patterns": a pattern the tests name -> this runtime's exhibit (null: left out of a
+#   "patterns" list, e.g. event_rate); "scenarios" likewise for scenarios;
+# - "skip": tests (and context lines) that do not apply, by label, with the reason shown;
+# - "configurations": several evaluations of the runtime (each a name and its own
+#   "scenarios"); "configuration": the name of the one evaluation otherwise;
+# - "not_run": the runtime has no experiment for this claim, and why;
+# - "pooled_with": another runtime's evaluation covers this one's exhibits too (one
+#   experiment over both), e.g. the C++ groups of claim 6.
+# A runtime absent from the object does not apply to the claim. A claim without "runtimes"
+# is answered once, for the runtime of the first exhibit its tests name.
+
+from . import runtimes as _rt  # noqa: E402
+
+EVALUATED, NOT_RUN, POOLED = "evaluated", "not run", "pooled"
+_RUNTIME_ENTRY_KEYS = {"patterns", "scenarios", "skip", "configurations", "configuration", "not_run", "pooled_with",
+                       "comment"}
+
+
+def _patterns_named(x, out):
+    if isinstance(x, dict):
+        if isinstance(x.get("pattern"), str):
+            out.append(x["pattern"])
+        if isinstance(x.get("patterns"), list):
+            out.extend(p for p in x["patterns"] if isinstance(p, str))
+        for v in x.values():
+            _patterns_named(v, out)
+    elif isinstance(x, list):
+        for v in x:
+            _patterns_named(v, out)
+    return out
+
+
+def runtime_entries(claim):
+    """[(runtime, entry)] of a claim in runtimes.RUNTIMES order."""
+    rts = claim.get("runtimes")
+    if not rts:
+        named = _patterns_named([t["statistic"] for t in claim["tests"]], [])
+        return [(_rt.runtime_of_pattern(named[0]) if named else _rt.CPP_THREAD, {})]
+    return sorted(rts.items(), key=lambda kv: _rt.rank(kv[0]))
+
+
+def _rename(spec, patterns, scenarios):
+    """A statistic spec with its patterns and scenarios renamed (recursively: a, b sides)."""
+    if isinstance(spec, list):
+        return [_rename(v, patterns, scenarios) for v in spec]
+    if not isinstance(spec, dict):
+        return spec
+    out = {}
+    for k, v in spec.items():
+        if k == "pattern" and isinstance(v, str):
+            out[k] = patterns.get(v, v) if patterns.get(v, v) is not None else v
+        elif k == "patterns" and isinstance(v, list):
+            out[k] = [patterns.get(p, p) for p in v if patterns.get(p, p) is not None]
+        elif k == "scenario" and isinstance(v, str):
+            out[k] = scenarios.get(v, v)
+        else:
+            out[k] = _rename(v, patterns, scenarios)
+    return out
+
+
+def rename_label(text, patterns):
+    """A label with the exhibits it names renamed (longest name first, whole names only)."""
+    for old in sorted(patterns, key=len, reverse=True):
+        new = patterns[old]
+        if new is None or new == old:
+            continue
+        text = re.sub(r"(?<![\w+-])" + re.escape(old) + r"(?![\w-]|\+\w)", new, text)
+    return text
+
+
+def derive(claim, entry, scenarios=None):
+    """The claim as one runtime answers it: tests renamed, the skipped ones left out;
+    and [(label, reason)] of those skipped."""
+    patterns = entry.get("patterns") or {}
+    scenarios = {**(entry.get("scenarios") or {}), **(scenarios or {})}
+    skip = entry.get("skip") or {}
+    skipped = []
+
+    def tests(group):
+        out = []
+        for t in group:
+            if t["label"] in skip:
+                skipped.append((rename_label(t["label"], patterns), skip[t["label"]]))
+                continue
+            out.append({**t, "label": rename_label(t["label"], patterns),
+                        "statistic": _rename(t["statistic"], patterns, scenarios)})
+        return out
+
+    d = {**claim, "tests": tests(claim["tests"]), "context": tests(claim.get("context", []))}
+    d.pop("runtimes", None)
+    return d, skipped
+
+
+def _report_cells(claim):
+    """The (scenario, pattern) pairs of the report that a claim's tests read."""
+    out = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if x.get("kind") == "event_rate":
+                out.extend((x.get("scenario"), p) for p in x.get("patterns", []))
+                return
+            if isinstance(x.get("scenario"), str) and isinstance(x.get("pattern"), str):
+                out.append((x["scenario"], x["pattern"]))
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk([t["statistic"] for t in claim["tests"]])
+    return out
+
+
+class RuntimeVerdict:
+    """A claim answered for one runtime in one configuration: `status` evaluated (and
+    `verdict`, a Verdict), not run (and `reason`), or pooled (with `pooled_with`)."""
+
+    def __init__(self, runtime, configuration=None, status=EVALUATED, reason="", verdict=None, skipped=None,
+                 scenarios=None, pooled_with=None):
+        self.runtime, self.configuration, self.status, self.reason = runtime, configuration, status, reason
+        self.verdict, self.skipped, self.scenarios, self.pooled_with = verdict, skipped or [], scenarios or {}, \
+            pooled_with
+
+    @property
+    def word(self):
+        """The verdict word, "not run", or "pooled"."""
+        return self.verdict.verdict if self.status == EVALUATED else self.status
+
+    def as_dict(self):
+        d = {"runtime": self.runtime, "runtime_label": _rt.label(self.runtime),
+             "configuration": self.configuration, "status": self.status, "verdict": self.word,
+             "reason": self.reason, "skipped": [{"label": a, "reason": b} for a, b in self.skipped]}
+        if self.pooled_with:
+            d["pooled_with"] = self.pooled_with
+        if self.verdict is not None:
+            v = self.verdict.as_dict()
+            d.update({k: v[k] for k in ("reason", "rule", "tests", "context", "statistic", "evidence") if k in v})
+        return d
+
+
+def _runtime_status(inputs, runtime):
+    """The report's context.runtimes[runtime].status when it says the runtime was not built."""
+    ctx = inputs.report.context if inputs.report else {}
+    st = ((ctx.get("runtimes") or {}).get(runtime) or {}).get("status") if isinstance(ctx, dict) else None
+    return st if isinstance(st, str) and st != "built" else None
+
+
+def evaluate_runtimes(claim, inputs):
+    """[RuntimeVerdict] of a claim: one per runtime that applies and per configuration."""
+    out = []
+    for runtime, entry in runtime_entries(claim):
+        if entry.get("not_run"):
+            out.append(RuntimeVerdict(runtime, entry.get("configuration"), NOT_RUN, entry["not_run"]))
+            continue
+        if entry.get("pooled_with"):
+            out.append(RuntimeVerdict(runtime, entry.get("configuration"), POOLED,
+                                      f"one experiment with {_rt.label(entry['pooled_with'])}",
+                                      pooled_with=entry["pooled_with"]))
+            continue
+        configs = entry.get("configurations") or [{"name": entry.get("configuration")}]
+        for cfg in configs:
+            d, skipped = derive(claim, entry, cfg.get("scenarios"))
+            scenarios = {**(entry.get("scenarios") or {}), **(cfg.get("scenarios") or {})}
+            cells = _report_cells(d)
+            if cells and inputs.report is not None and not any(inputs.report.select(s, p) for s, p in cells):
+                # None of the runtime's exhibits ran in the experiment: not run, and why.
+                why = None
+                for s, p in cells:
+                    try:
+                        inputs.cells(s, p) if s is not None else None
+                    except NotTestable as e:
+                        why = why or str(e)
+                why = why or f"the report has no feasible cell of {', '.join(dict.fromkeys(p for _s, p in cells))}"
+                built = _runtime_status(inputs, runtime)
+                if built:
+                    why = f"{_rt.label(runtime)} {built}; {why}"
+                out.append(RuntimeVerdict(runtime, cfg.get("name"), NOT_RUN, why, skipped=skipped,
+                                          scenarios=scenarios))
+                continue
+            if not d["tests"]:
+                out.append(RuntimeVerdict(runtime, cfg.get("name"), NOT_RUN,
+                                          "every test is skipped in this runtime", skipped=skipped))
+                continue
+            out.append(RuntimeVerdict(runtime, cfg.get("name"), EVALUATED, verdict=evaluate_claim(d, inputs),
+                                      skipped=skipped, scenarios=scenarios))
+    return out
+
+
+def primary(rvs):
+    """The evaluation that stands for the claim where one is shown (the first evaluated,
+    in runtime order), or None."""
+    return next((rv for rv in rvs if rv.status == EVALUATED), None)
+
+
+def _validate_runtimes(c, at):
+    rts = c.get("runtimes")
+    if rts is None:
+        return
+    if not isinstance(rts, dict) or not rts:
+        raise SpecError(f"{at} ({c['id']}).runtimes: must be a non-empty object")
+    for rt, e in rts.items():
+        rat = f"{at} ({c['id']}).runtimes.{rt}"
+        if rt not in _rt.RUNTIMES:
+            raise SpecError(f"{rat}: unknown runtime (one of {', '.join(_rt.RUNTIMES)})")
+        if not isinstance(e, dict):
+            raise SpecError(f"{rat}: must be an object")
+        extra = set(e) - _RUNTIME_ENTRY_KEYS
+        if extra:
+            raise SpecError(f"{rat}: unknown field {sorted(extra)[0]!r}")
+        labels = {t["label"] for t in c["tests"] + c.get("context", []) if isinstance(t, dict)}
+        for lab in e.get("skip") or {}:
+            if lab not in labels:
+                raise SpecError(f"{rat}.skip: no test labelled {lab!r}")
+        if e.get("pooled_with") is not None and e["pooled_with"] not in rts:
+            raise SpecError(f"{rat}.pooled_with: {e['pooled_with']!r} is not one of the claim's runtimes")
+        for k in ("patterns", "scenarios"):
+            if not isinstance(e.get(k, {}), dict):
+                raise SpecError(f"{rat}.{k}: must be an object")
+        if not isinstance(e.get("configurations", []), list):
+            raise SpecError(f"{rat}.configurations: must be a list")

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from . import stats
+from . import runtimes, stats
 from .metrics import metric_table
 
 
@@ -46,6 +46,13 @@ class Cell:
             if rep.get("error_occurred"):
                 return rep.get("error_message", "error")
         return None
+
+    @property
+    def runtime(self):
+        """The runtime the cell ran on (its entries' `runtime`, or derived from the pattern
+        name in a report written before entries carried it)."""
+        return runtimes.runtime_of_entry(self.reps[0]) if self.reps else \
+            runtimes.runtime_of_pattern(self.key.pattern)
 
     def values(self, metric):
         """The metric's value in each repetition that has it."""
@@ -91,6 +98,17 @@ class Report:
     def patterns(self):
         """Pattern names in report order."""
         return list(dict.fromkeys(k.pattern for k in self.cells))
+
+    def runtimes(self):
+        """The runtimes of the report's cells, in runtimes.RUNTIMES order."""
+        return sorted({c.runtime for c in self.cells.values()}, key=runtimes.rank)
+
+    def runtime_of(self, pattern):
+        """The runtime of a pattern's cells (derived from the name when it has none)."""
+        for key, cell in self.cells.items():
+            if key.pattern == pattern:
+                return cell.runtime
+        return runtimes.runtime_of_pattern(pattern)
 
     def select(self, scenario=None, pattern=None, feasible=True):
         """Cells matching the filters, in report order."""
@@ -207,11 +225,18 @@ def load_report(path):
         for name in metrics:
             if name in b and b[name] is not None and not _is_number(b[name]):
                 raise ReportError(f"{path}: benchmarks[{i}] ('{b['name']}'): '{name}' is not a number")
+        rt = b.get("runtime")
+        if rt is not None and (not isinstance(rt, str) or not rt):
+            raise ReportError(f"{path}: benchmarks[{i}] ('{b['name']}'): 'runtime' must be a non-empty string")
         refuse_impossible(context, f"{key.name} repetition {(_as_int(b.get('repetition_index')) or 0) + 1}",
                           b, notes)
         cells.setdefault(key, Cell(key)).reps.append(b)
     for cell in cells.values():
         cell.reps.sort(key=lambda r: _as_int(r.get("repetition_index")) or 0)
+        found = {runtimes.runtime_of_entry(r) for r in cell.reps}
+        if len(found) > 1:
+            raise ReportError(f"{path}: cell {cell.key.name} mixes runtimes ({', '.join(sorted(found))}): "
+                              "one cell is one exhibit on one runtime")
 
     series = {}
     raw_series = lab.get("series", {})
@@ -345,8 +370,10 @@ def micro_build_line(micro_ctx):
 # Report invariants: impossible server counts are refused, never read as figures
 # ---------------------------------------------------------------------------------------
 
-# Patterns that cancel the siblings on the first error (not their +collect-all variants).
-FIRST_ERROR_PATTERNS = ("cancellable-group", "bounded-group", "async-group")
+# Patterns that cancel the siblings on the first error (not their +collect-all variants):
+# the C++ groups and the article's errgroup listings (errgroup.WithContext cancels ctx on
+# the first non-nil error).
+FIRST_ERROR_PATTERNS = ("cancellable-group", "bounded-group", "async-group", "go-errgroup", "go-errgroup-limit")
 
 
 def server_invariant_breaks(entry):

@@ -1,4 +1,10 @@
-"""One colour, marker and line style per pattern, shared by every figure and the HTML report."""
+"""One colour, marker and line style per pattern, shared by every figure and the HTML report.
+
+A Go exhibit is drawn in its C++ counterpart's colour (runtimes.COUNTERPART) with a marker
+of its own, a dotted line and a cross-hatched bar, and is ordered after every C++ exhibit.
+"""
+
+from . import runtimes
 
 # The Okabe–Ito palette: told apart with every common colour-vision deficiency.
 # Anti-patterns in warm colours, the fixes in blues and green; each pattern also has
@@ -29,6 +35,16 @@ PATTERN_MARKERS = {
 }
 
 PATTERN_ORDER = list(PATTERN_COLOURS)
+
+# Go exhibits: markers no C++ exhibit uses; the colour is the counterpart's.
+GO_MARKERS = {
+    "go-channel-soup": "h",
+    "go-waitgroup-select": "p",
+    "go-mutex-aggregation": ">",
+    "go-errgroup": "*",
+    "go-errgroup-limit": "H",
+}
+GO_HATCH, GO_VARIANT_HATCH = "xx", "x//"
 
 # Unknown patterns: black or grey, told apart by their marker.
 _FALLBACK = [OKABE_ITO["black"], "#7F7F7F"]
@@ -69,25 +85,39 @@ def is_variant(pattern):
     return "+" in pattern
 
 
+def is_go(pattern):
+    """True for one of the article's Go exhibits (go-errgroup, ...)."""
+    return runtimes.runtime_of_pattern(pattern) == runtimes.GO
+
+
 def pattern_colour(pattern):
-    """The colour of a pattern; variants share their base pattern's colour."""
-    base = base_pattern(pattern)
+    """The colour of a pattern; variants share their base pattern's colour, a Go exhibit
+    its C++ counterpart's."""
+    base = base_pattern(runtimes.counterpart(pattern))
     return PATTERN_COLOURS.get(base) or _stable(base, _FALLBACK)
 
 
 def pattern_marker(pattern):
     """The marker of a pattern; variants share it and draw it hollow (see marker_kwargs)."""
     base = base_pattern(pattern)
+    if is_go(pattern):
+        return GO_MARKERS.get(base) or _stable(base, _FALLBACK_MARKERS)
     return PATTERN_MARKERS.get(base) or _stable(base, _FALLBACK_MARKERS)
 
 
 def pattern_linestyle(pattern):
-    """Solid for a pattern, dashed for a variant of it."""
+    """Solid for a pattern, dashed for a variant; dotted for a Go exhibit, dash-dot for a
+    Go variant."""
+    if is_go(pattern):
+        return "-." if is_variant(pattern) else ":"
     return "--" if is_variant(pattern) else "-"
 
 
 def pattern_hatch(pattern):
-    """Bar hatch: none for a pattern, "//" for a variant."""
+    """Bar hatch: none for a pattern, "//" for a variant; "xx" for a Go exhibit, "x//" for
+    a Go variant."""
+    if is_go(pattern):
+        return GO_VARIANT_HATCH if is_variant(pattern) else GO_HATCH
     return "//" if is_variant(pattern) else None
 
 
@@ -116,8 +146,10 @@ def verdict_colour(verdict):
 
 
 def sort_patterns(patterns):
-    """Known patterns in the canonical order, then the rest alphabetically."""
+    """Known C++ patterns in the canonical order, then the other C++ ones alphabetically,
+    then the Go exhibits in their counterparts' order."""
     def rank(p):
-        base = base_pattern(p)
-        return (PATTERN_ORDER.index(base) if base in PATTERN_ORDER else len(PATTERN_ORDER), p)
+        go = is_go(p)
+        base = base_pattern(runtimes.counterpart(p) if go else p)
+        return (go, PATTERN_ORDER.index(base) if base in PATTERN_ORDER else len(PATTERN_ORDER), p)
     return sorted(patterns, key=rank)

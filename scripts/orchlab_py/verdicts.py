@@ -86,3 +86,24 @@ def numbers(claim):
             "unit": unit if isinstance(unit, str) else None,
             "estimate": _num(est), "low": low, "high": high, "threshold": threshold,
             "confidence": conf if low is not None else None}
+
+
+SHORT = {"cpp-thread": "C++", "cpp-asio": "Asio", "go": "Go"}
+
+
+def rows(claims_doc):
+    """One row per claim and runtime that answered it (claims.py's "runtimes"; a
+    configuration gets its own row): [(number, id, tag, row)], tag "" for a claim
+    without runtimes. A claim no runtime answered keeps one row, its own verdict."""
+    out = []
+    for i, c in enumerate(claims_doc.get("claims") or []):
+        answers = [rv for rv in c.get("runtimes") or [] if rv.get("status") == "evaluated"]
+        if not answers:
+            out.append((i + 1, str(c.get("id", i + 1)), "", c))
+            continue
+        for rv in answers:
+            tag = SHORT.get(rv.get("runtime"), str(rv.get("runtime")))
+            if rv.get("configuration") and sum(1 for x in answers if x.get("runtime") == rv.get("runtime")) > 1:
+                tag += f" ({rv['configuration']})"
+            out.append((i + 1, str(c.get("id", i + 1)), tag, rv))
+    return out
