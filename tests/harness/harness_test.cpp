@@ -11,6 +11,7 @@
 
 #include "orchlab/harness/cli.hpp"
 #include "orchlab/harness/driver.hpp"
+#include "orchlab/harness/external.hpp"
 #include "orchlab/harness/report.hpp"
 #include "orchlab/harness/scenario.hpp"
 #include "orchlab/histogram.hpp"
@@ -178,7 +179,8 @@ TEST(ScenarioTest, SweepIncludesWithPrecedence) {
 
 TEST(ScenarioTest, ShippedScenariosAreValid) {
   const fs::path dir = fs::path(ORCHLAB_SOURCE_DIR) / "scenarios";
-  const auto all = pattern_names();
+  auto all = pattern_names();
+  for (const auto& g : go_pattern_names()) all.push_back(g);
   int files = 0;
   for (const auto& entry : fs::directory_iterator(dir)) {
     if (entry.path().extension() != ".json") continue;
@@ -442,7 +444,8 @@ TEST(ReportTest, AtomicWriteLeavesOnlyTheReport) {
         "caches", "load_avg", "library_build_type", "orchlab_version", "git_sha", "build_type",
         "compiler", "command_line", "interrupted"})
     EXPECT_TRUE(back["context"].contains(k)) << k;
-  EXPECT_EQ(back["lab"]["metrics"]["leaked_tasks_at_return"]["must_be_zero_for"].size(), 5u);
+  // The C++ groups and the Go errgroups.
+  EXPECT_EQ(back["lab"]["metrics"]["leaked_tasks_at_return"]["must_be_zero_for"].size(), 8u);
   EXPECT_EQ(back["lab"]["series"]["s/p/fanout:3/concurrency:2"]["os_threads"], json::array({3, 3}));
 }
 
