@@ -7,6 +7,7 @@
 #   make test-go      go vet + go test -race on patterns/go (seconds, once compiled)
 #   make bench        full default sweep + micro suite -> results/<UTC stamp>/
 #   make bench-quick  the same pipeline on a tiny sweep (under a minute)
+#   make bench-scaling the scaling sweeps (fan-out, callers), out of make bench for time
 #   make bench-mock   orchlab-mock vs nginx under wrk (scripts/bench_mock.sh)
 #   make bench-client async-group CPU per call vs wrk per request (CLIENT_ROUNDS=3 CLIENT_S=4)
 #   make callgrind-client  async-group's instructions per call, counted by callgrind
@@ -30,7 +31,7 @@ SAN_FLAGS  := -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O0 -g"
 GO      ?= go
 GO_ENV  := GOFLAGS=-mod=mod GOPROXY=off GOSUMDB=off GOCACHE=$(CURDIR)/build/go/cache
 
-.PHONY: all deps release asan tsan test test-asan test-tsan test-release pytest bench bench-build bench-quick bench-client callgrind-client \
+.PHONY: all deps release asan tsan test test-asan test-tsan test-release pytest bench bench-build bench-quick bench-scaling bench-client callgrind-client \
         bench-mock mock compare plot claims html clean fuzz fuzz-build fuzz-smoke test-fuzz go test-go
 
 all: release go
@@ -118,6 +119,9 @@ bench: bench-build
 
 bench-quick: bench-build
 	scripts/bench.sh build/release results/$(STAMP) scenarios/quick.json --quick
+
+bench-scaling: bench-build
+	scripts/bench.sh build/release results/$(STAMP) scenarios/scaling.json --quick
 
 bench-mock: bench-build
 	scripts/bench_mock.sh build/release/mock_services/orchlab-mock
