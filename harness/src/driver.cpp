@@ -419,12 +419,7 @@ Measurement cell_identity(const Cell& cell, int family_index, int per_family_ins
   return m;
 }
 
-Measurement run_repetition(const CellEnv& env, int repetition_index, bool& complete) {
-  const Cell& cell = *env.cell;
-  const Scenario& sc = *cell.scenario;
-  Measurement m = cell_identity(cell, env.family_index, env.per_family_instance_index);
-  m.repetition_index = repetition_index;
-
+std::vector<StatsReading> begin_repetition(const CellEnv& env, Measurement& m) {
   // A sharded repetition starts in its slot: shard 0 resets the services
   // at the slot's start, and every shard reads them kSlotSettle later, before
   // any shard's load begins.
@@ -436,18 +431,27 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   if (env.slot_start_ns) {
     const std::int64_t late = now_ns() - *env.slot_start_ns;
     if (late > 0)
-      m.notes.push_back("a repetition of " + cell.name() + " began " +
+      m.notes.push_back("a repetition of " + env.cell->name() + " began " +
                         std::to_string(late / 1'000'000) +
                         " ms after its slot (the previous one overran it): its window is not "
                         "aligned with the other shards'");
     sleep_until(*env.slot_start_ns);
   }
-  // Reset, then snapshot everything the measurement is a delta of.
   if (env.reset_services) env.services->reset();
   if (env.slot_start_ns)
     sleep_until(*env.slot_start_ns +
                 std::chrono::duration_cast<std::chrono::nanoseconds>(kSlotSettle).count());
-  const auto stats_before = env.services->stats();
+  return env.services->stats();
+}
+
+Measurement run_repetition(const CellEnv& env, int repetition_index, bool& complete) {
+  const Cell& cell = *env.cell;
+  const Scenario& sc = *cell.scenario;
+  Measurement m = cell_identity(cell, env.family_index, env.per_family_instance_index);
+  m.repetition_index = repetition_index;
+
+  // Reset, then snapshot everything the measurement is a delta of.
+  const auto stats_before = begin_repetition(env, m);
   if (env.client) env.client->reset_stats();
   env.pattern->reset_pool_stats();
   // This repetition's orchestrations count into a ledger of their own:

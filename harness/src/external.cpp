@@ -48,11 +48,6 @@ std::int64_t now_ns() {
       .count();
 }
 
-bool executable_file(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
-}
-
 // /proc/<pid>/status: Threads, VmRSS, VmHWM (kB). ok false once the process is gone.
 struct ProcStatus {
   bool ok = false;
@@ -264,14 +259,14 @@ DriverLookup find_go_driver(const std::string& flag) {
     return out;
   }
   if (!flag.empty()) {
-    if (!executable_file(flag))
+    if (!sys::executable_file(flag))
       throw std::invalid_argument("--go-driver " + flag + ": not an executable file");
     out.path = flag;
     out.found_by = "--go-driver";
     return out;
   }
   if (env != nullptr && *env != '\0') {
-    if (!executable_file(env))
+    if (!sys::executable_file(env))
       throw std::invalid_argument(std::string("ORCHLAB_GO_DRIVER=") + env +
                                   ": not an executable file");
     out.path = env;
@@ -284,7 +279,7 @@ DriverLookup find_go_driver(const std::string& flag) {
   if (self.is_absolute()) {
     const std::string sibling =
         (self.parent_path() / ".." / ".." / "go" / "orchlab-go").lexically_normal().string();
-    if (executable_file(sibling)) {
+    if (sys::executable_file(sibling)) {
       out.path = sibling;
       out.found_by = "build tree";
       return out;
@@ -294,27 +289,17 @@ DriverLookup find_go_driver(const std::string& flag) {
   const std::string source =
       (fs::path(ORCHLAB_SOURCE_DIR) / "build" / "go" / "orchlab-go").lexically_normal().string();
   if (std::find(looked.begin(), looked.end(), source) == looked.end()) {
-    if (executable_file(source)) {
+    if (sys::executable_file(source)) {
       out.path = source;
       out.found_by = "build tree";
       return out;
     }
     looked.push_back(source);
   }
-  if (const char* path = std::getenv("PATH"); path != nullptr) {
-    std::string_view dirs(path);
-    while (true) {
-      const auto colon = dirs.find(':');
-      const std::string dir(dirs.substr(0, colon));
-      const std::string candidate = (dir.empty() ? std::string(".") : dir) + "/orchlab-go";
-      if (executable_file(candidate)) {
-        out.path = candidate;
-        out.found_by = "PATH";
-        return out;
-      }
-      if (colon == std::string_view::npos) break;
-      dirs.remove_prefix(colon + 1);
-    }
+  if (auto on_path = sys::find_on_path("orchlab-go")) {
+    out.path = *on_path;
+    out.found_by = "PATH";
+    return out;
   }
   std::string where;
   for (const auto& l : looked) where += (where.empty() ? "" : ", ") + l;
@@ -498,24 +483,8 @@ Measurement run_driver_repetition(const CellEnv& env, const std::string& driver_
     return bad;
   };
 
-  auto sleep_until = [&](std::int64_t at_ns) {
-    while (now_ns() < at_ns && !interrupted())
-      std::this_thread::sleep_for(
-          std::chrono::nanoseconds(std::min<std::int64_t>(at_ns - now_ns(), 20'000'000)));
-  };
-  if (env.slot_start_ns) {
-    const std::int64_t late = now_ns() - *env.slot_start_ns;
-    if (late > 0)
-      m.notes.push_back("a repetition of " + cell.name() + " began " +
-                        std::to_string(late / 1'000'000) +
-                        " ms after its slot (the previous one overran it): its window is not "
-                        "aligned with the other shards'");
-    sleep_until(*env.slot_start_ns);
-  }
-  if (env.reset_services) env.services->reset();
+  const auto stats_before = begin_repetition(env, m);
   const std::int64_t settle = std::chrono::nanoseconds(kSlotSettle).count();
-  if (env.slot_start_ns) sleep_until(*env.slot_start_ns + settle);
-  const auto stats_before = env.services->stats();
 
   const std::int64_t load_start =
       env.slot_start_ns ? std::max(now_ns() + std::chrono::nanoseconds(kLead).count() / 3,

@@ -67,11 +67,6 @@ std::optional<double> nested(const json& doc, const char* obj, const char* key) 
   return number(*it, key);
 }
 
-bool executable_file(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
-}
-
 // "exited with status 2", "was killed by signal 9 (Killed)".
 std::string describe_wait_status(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
@@ -176,12 +171,12 @@ std::optional<Origin> parse_service_url(const std::string& url, std::string& why
 
 MockBinary find_mock_binary(const std::string& flag) {
   if (!flag.empty()) {
-    if (!executable_file(flag))
+    if (!sys::executable_file(flag))
       throw std::invalid_argument("--mock-binary " + flag + ": not an executable file");
     return {flag, "--mock-binary"};
   }
   if (const char* env = std::getenv("ORCHLAB_MOCK"); env != nullptr && *env != '\0') {
-    if (!executable_file(env))
+    if (!sys::executable_file(env))
       throw std::invalid_argument(std::string("ORCHLAB_MOCK=") + env + ": not an executable file");
     return {env, "ORCHLAB_MOCK"};
   }
@@ -189,18 +184,8 @@ MockBinary find_mock_binary(const std::string& flag) {
   const fs::path self = sys::executable(nullptr);
   const std::string sibling =
       (self.parent_path() / ".." / "mock_services" / "orchlab-mock").lexically_normal().string();
-  if (self.is_absolute() && executable_file(sibling)) return {sibling, "next to orchlab"};
-  if (const char* path = std::getenv("PATH"); path != nullptr) {
-    std::string_view dirs(path);
-    while (true) {
-      const auto colon = dirs.find(':');
-      const std::string dir(dirs.substr(0, colon));
-      const std::string candidate = (dir.empty() ? std::string(".") : dir) + "/orchlab-mock";
-      if (executable_file(candidate)) return {candidate, "PATH"};
-      if (colon == std::string_view::npos) break;
-      dirs.remove_prefix(colon + 1);
-    }
-  }
+  if (self.is_absolute() && sys::executable_file(sibling)) return {sibling, "next to orchlab"};
+  if (auto on_path = sys::find_on_path("orchlab-mock")) return {*on_path, "PATH"};
   throw std::runtime_error(
       "orchlab-mock not found: no --mock-binary, ORCHLAB_MOCK is not set, not at " + sibling +
       ", not on PATH (or run with --services inprocess)");

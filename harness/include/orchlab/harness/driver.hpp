@@ -68,6 +68,12 @@ inline constexpr std::chrono::milliseconds kSlotSettle{250};
 /// drives of a cell of `concurrency`: index, index + count, ...
 int shard_callers(int concurrency, int index, int count);
 
+/// The start of every repetition, whatever runs it: a sharded one waits for
+/// its slot (a note in `m` when it began late), the services are reset
+/// (unless env says another shard does), a sharded one waits kSlotSettle,
+/// and the services' stats are read: what the server counts are deltas of.
+std::vector<StatsReading> begin_repetition(const CellEnv& env, Measurement& m);
+
 /// Runs repetition `repetition_index`: resets the services, drives the
 /// orchestrations for the scenario's duration (closed or open loop), joins
 /// the callers, drains, and reads the census, locks, rusage, pool and

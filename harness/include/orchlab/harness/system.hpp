@@ -97,4 +97,11 @@ HostLoad measure_host_load(std::chrono::milliseconds span, const std::function<b
 /// Absolute path of the running executable (argv[0] if unknown).
 std::string executable(const char* argv0);
 
+/// True when `path` is a regular file this process may execute.
+bool executable_file(const std::string& path);
+
+/// The first executable `name` in the folders of $PATH (an empty entry is
+/// the current folder), or nullopt.
+std::optional<std::string> find_on_path(const std::string& name);
+
 }  // namespace orchlab::harness::sys
