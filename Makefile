@@ -5,6 +5,7 @@
 #                     tests on Release programs, pytest, test-go, fuzz-smoke
 #   make go           the Go exhibits' driver, build/go/orchlab-go (offline: Debian's Go)
 #   make test-go      go vet + go test -race on patterns/go (seconds, once compiled)
+#   make demos        the Go demonstrations (patterns/go/demo): build, run, build/go/demos.json
 #   make bench        full default sweep + micro suite -> results/<UTC stamp>/
 #   make bench-quick  the same pipeline on a tiny sweep (under a minute)
 #   make bench-mock   orchlab-mock vs nginx under wrk (scripts/bench_mock.sh)
@@ -31,7 +32,7 @@ GO      ?= go
 GO_ENV  := GOFLAGS=-mod=mod GOPROXY=off GOSUMDB=off GOCACHE=$(CURDIR)/build/go/cache
 
 .PHONY: all deps release asan tsan test test-asan test-tsan test-release pytest bench bench-build bench-quick bench-client callgrind-client \
-        bench-mock mock compare plot claims html clean fuzz fuzz-build fuzz-smoke test-fuzz go test-go
+        bench-mock mock compare plot claims html clean fuzz fuzz-build fuzz-smoke test-fuzz go test-go demos
 
 all: release go
 
@@ -81,6 +82,11 @@ go: deps
 
 test-go: deps
 	cd patterns/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) test -race -count=1 ./...
+
+# The Go demonstrations (claims 12 and 13): each program built (with -race where its claim
+# is about races) and run once; make bench writes the same file into its results folder.
+demos: deps
+	$(GO_ENV) $(PYTHON) scripts/demos.py --go $(GO) -o build/go/demos.json
 
 # libFuzzer targets (docs/fuzzing.md): clang++ only, in their own tree.
 FUZZ_S       ?= 60

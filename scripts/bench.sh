@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the benchmark pipeline into one results folder:
 #   orchlab run (report.json) -> orchlab-micro (micro.json) -> unbounded.sh
-#   (unbounded.json, claim 10's stress run) -> plot.py (plots/)
+#   (unbounded.json, claim 10's stress run) -> demos.py (demos.json, the Go
+#   demonstrations of claims 12 and 13) -> plot.py (plots/)
 #   -> claims.py (CLAIMS.md) -> report_html.py (index.html), then points
 #   results/latest at the folder.
 # Usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick]   (-h, --help: this text)
@@ -65,6 +66,11 @@ if [ "$status" -eq 0 ]; then
     if [ "$QUICK" -eq 1 ]; then export UNBOUNDED_PLAN="${UNBOUNDED_PLAN:-16:1 4:1}"; fi
     "$ROOT/scripts/unbounded.sh" "$BUILD" "$OUT" || note "unbounded.sh failed; claim 10 goes without its stress run"
   fi
+  # The Go demonstrations (about 3 s once Go's build cache is warm): each program
+  # built and run once; one that cannot be built is recorded as such in demos.json.
+  if [ -f "$ROOT/scripts/demos.py" ]; then
+    "$PYTHON" "$ROOT/scripts/demos.py" -o "$OUT/demos.json" || note "demos.py failed; claims 12 and 13 go without it"
+  fi
   # 3. Figures and 4. the claims table.
   if [ -f "$ROOT/scripts/plot.py" ]; then
     "$PYTHON" "$ROOT/scripts/plot.py" "$OUT/report.json" -o "$OUT/plots" || note "plot.py failed"
@@ -93,6 +99,7 @@ ln -sfn "$(basename "$OUT")" "$parent/.latest.tmp.$$" && mv -T "$parent/.latest.
 wall=$(( $(date +%s) - start ))
 echo "bench: report  $OUT/report.json"
 [ -f "$OUT/micro.json" ] && echo "bench: micro   $OUT/micro.json"
+[ -f "$OUT/demos.json" ] && echo "bench: demos   $OUT/demos.json"
 [ -f "$OUT/CLAIMS.md" ] && echo "bench: claims  $OUT/CLAIMS.md"
 [ -d "$OUT/plots" ] && echo "bench: plots   $OUT/plots/"
 [ -f "$OUT/index.html" ] && echo "bench: page    $OUT/index.html"

@@ -45,6 +45,9 @@ def create_parser():
     p.add_argument("--unbounded", metavar="FILE",
                    help="unbounded.json of scripts/unbounded.sh, claim 10's stress run "
                    "(default: unbounded.json next to REPORT, if any)")
+    p.add_argument("--demos", metavar="FILE",
+                   help="demos.json of scripts/demos.py, the Go demonstrations (default: demos.json next to "
+                   "REPORT, if any)")
     p.add_argument("--source", metavar="DIR", default=None,
                    help="repository root, for the line count of the group exhibit "
                    "(default: the directory above scripts/)")
@@ -241,15 +244,23 @@ def load_stress(path):
     return {"doc": doc, "dir": os.path.dirname(os.path.abspath(path))}
 
 
-def evaluate(claims, report, runs, src, stress=None):
+def load_demos(path):
+    """demos.json's document; ReportError when it cannot be used."""
+    doc = _read_json(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("demos"), list):
+        raise ReportError(f"{path}: not a demos.json (no \"demos\" list)")
+    return doc
+
+
+def evaluate(claims, report, runs, src, stress=None, demos=None):
     """Every claim, evaluated: [Verdict], one per claim (the first runtime that answers it,
     which is what a single-verdict reader shows)."""
-    return [v for v, _a in evaluate_all(claims, report, runs, src, stress)]
+    return [v for v, _a in evaluate_all(claims, report, runs, src, stress, demos)]
 
 
-def evaluate_all(claims, report, runs, src, stress=None):
+def evaluate_all(claims, report, runs, src, stress=None, demos=None):
     """[(Verdict shown first, [RuntimeVerdict])] per claim: every runtime that applies."""
-    inputs = claimkit.Inputs(report, runs, src, stress)
+    inputs = claimkit.Inputs(report, runs, src, stress, demos)
     out = []
     for c in claims:
         answers = claimkit.evaluate_runtimes(c, inputs)
@@ -496,7 +507,7 @@ def _verdict_line(v):
     return f"{v.verdict} — {v.reason}"
 
 
-def render_md(report, micro_path, table, evaluated, claims_path):
+def render_md(report, micro_path, table, evaluated, claims_path, sources=()):
     """The Markdown document: the summary first, then the table, then rules and evidence."""
     verdicts = [v for v, _a in evaluated]
     columns = runtime_columns([a for _v, a in evaluated])
@@ -508,6 +519,10 @@ def render_md(report, micro_path, table, evaluated, claims_path):
     if micro_path:
         rel = os.path.relpath(micro_path)
         facts.append(f"micro `{micro_path if rel.startswith('..') else rel}`")
+    for label, path in sources:  # the other inputs read: demos.json, go_micro.json
+        if path:
+            rel = os.path.relpath(path)
+            facts.append(f"{label} `{path if rel.startswith('..') else rel}`")
     facts.append(f"claims `{os.path.relpath(claims_path)}`")
     out = ["# The article's claims, measured", "", "Source: " + "; ".join(facts) + ".", ""]
     if ctx.get("interrupted"):
@@ -561,7 +576,7 @@ def render_md(report, micro_path, table, evaluated, claims_path):
                        f"rule: {claimkit.rule_text(t)} {outcome}")
             if r is not None:
                 out += [f"  - {d}" for d in r.detail]
-                if r.note and r.low is not None:
+                if r.note and r.low is not None and r.method != "demonstration":
                     out.append(f"  - {r.note}")
         others = [rv for rv in evaluated[i][1] if rv.verdict is not v]
         if others:
@@ -599,13 +614,15 @@ def main(argv=None):
         args.micro = micro_beside(args.report)
         if args.micro:
             print(f"{PROG}: using {args.micro} (found next to the report)", file=sys.stderr)
-    if args.unbounded is None:
-        beside = os.path.join(os.path.dirname(os.path.abspath(args.report)), "unbounded.json")
-        args.unbounded = beside if os.path.isfile(beside) else None
+    for attr, name in (("unbounded", "unbounded.json"), ("demos", "demos.json")):
+        if getattr(args, attr) is None:
+            beside = os.path.join(os.path.dirname(os.path.abspath(args.report)), name)
+            setattr(args, attr, beside if os.path.isfile(beside) else None)
     try:
         report = load_report(args.report)
         runs = load_micro(args.micro) if args.micro else None
         stress = load_stress(args.unbounded) if args.unbounded else None
+        demos = load_demos(args.demos) if args.demos else None
     except ReportError as e:
         fail(str(e))
     try:
@@ -614,9 +631,10 @@ def main(argv=None):
         fail(str(e))
     src = args.source or ROOT
     table = comparison_table(report, runs)
-    evaluated = evaluate_all(claims, report, runs, src, stress)
+    evaluated = evaluate_all(claims, report, runs, src, stress, demos)
     if args.format == "json":
-        doc = {"report": report.path, "micro": args.micro, "unbounded": args.unbounded, "claims_file": args.claims,
+        doc = {"report": report.path, "micro": args.micro, "unbounded": args.unbounded, "demos": args.demos,
+               "claims_file": args.claims,
                "table": [dict(zip(["pattern", "runtime", "cancellation", "leak_risk", "error_propagation",
                                    "multicore_safe"],
                                   [r[0].strip("`")] + r[1:])) for r in table],
@@ -626,7 +644,8 @@ def main(argv=None):
                "disagreements": disagreements(report, evaluated)}
         print(json.dumps(doc, indent=2))
     else:
-        sys.stdout.write(render_md(report, args.micro, table, evaluated, args.claims))
+        sys.stdout.write(render_md(report, args.micro, table, evaluated, args.claims,
+                                   sources=[("demos", args.demos)]))
     return 0
 
 

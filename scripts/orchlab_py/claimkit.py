@@ -29,6 +29,10 @@ least the confidence printed beside it at the sample sizes the lab uses:
 - a share of independent repetitions: Clopper-Pearson (at least 95 %);
 - a percentile read from a histogram is widened by the histogram's resolution, said
   beside it as "resolution ±x".
+
+A demonstration (a Go program that does what the claim says, scripts/demos.py) has no
+interval: its statistic is 1 when the program did it (panicked; the race detector
+reported) and 0 when it ran to its end without, read once from demos.json.
 """
 
 import glob
@@ -86,9 +90,10 @@ class Result:
 class Inputs:
     """What the statistics read: the report, the micro runs, the source tree, the host."""
 
-    def __init__(self, report, runs, source_root, stress=None):
+    def __init__(self, report, runs, source_root, stress=None, demos=None):
         self.report, self.runs, self.source_root = report, runs, source_root
         self.stress = stress  # {"doc": unbounded.json, "dir": its folder} (scripts/unbounded.sh)
+        self.demos = demos  # demos.json of scripts/demos.py (the Go demonstrations)
 
     def cells(self, scenario, pattern):
         cells = self.report.select(scenario, pattern) if self.report else []
@@ -548,6 +553,58 @@ def stat_micro_advantage(inputs, spec):
     return res
 
 
+# --- demonstrations -----------------------------------------------------------------------
+
+# What a demonstration's observation is called when it happened and when it did not.
+_OBSERVED = {"panicked": ("panicked", "ran to its end without a panic"),
+             "race_reported": ("the race detector reported a race", "the race detector reported nothing")}
+
+
+def stat_demonstration(inputs, spec):
+    """What one Go demonstration did (demos.json of scripts/demos.py): 1 when it did what
+    the claim says (spec["observe"]: "panicked", "race_reported"), 0 when it ran to its
+    end without; one run, no interval (the value is the observation). NotTestable when
+    demos.json is missing, has no such demonstration, or it was not built or not run."""
+    if spec.get("observe") not in _OBSERVED:
+        raise NotTestable(f"a demonstration observes one of {', '.join(_OBSERVED)}, not {spec.get('observe')!r}")
+    if not inputs.demos:
+        raise NotTestable("needs demos.json (scripts/demos.py builds and runs the Go demonstrations; make bench "
+                          "writes it beside the report)")
+    entry = next((d for d in inputs.demos.get("demos") or [] if isinstance(d, dict) and d.get("id") == spec["demo"]),
+                 None)
+    if entry is None:
+        raise NotTestable(f"demos.json has no demonstration `{spec['demo']}`")
+    if not entry.get("built"):
+        raise NotTestable(f"`{spec['demo']}` could not be built: {entry.get('build_error') or 'no reason given'}")
+    if entry.get("timed_out"):
+        raise NotTestable(f"`{spec['demo']}` did not end within its timeout")
+    if entry.get("exit_status") is None and entry.get("signal") is None:
+        raise NotTestable(f"`{spec['demo']}` was not run")
+    happened = entry.get(spec["observe"])
+    if happened is None:
+        raise NotTestable(f"`{spec['demo']}` ran without the race detector: its observation is not known"
+                          if spec["observe"] == "race_reported" else f"`{spec['demo']}`: {spec['observe']} is null")
+    status = f"exit {entry['exit_status']}" if entry.get("exit_status") is not None else f"signal {entry['signal']}"
+    yes, no = _OBSERVED[spec["observe"]]
+    if happened and spec["observe"] == "panicked":
+        said = f"{yes}: {entry.get('panic')}"
+    elif happened:
+        acc = [a[:1].lower() + a[1:] if i else a for i, a in enumerate(entry.get("race_accesses") or [])]
+        said = f"{yes} ({'; '.join(acc) or entry.get('race_report')})"
+    else:
+        said = no
+    said += f" ({status})"
+    v = 1.0 if happened else 0.0
+    detail = [f"{entry.get('program')}: `{entry.get('build_command')}`, then `{entry.get('command')}`, "
+              f"{entry.get('go_version') or 'Go version unknown'}: {said}"]
+    if entry.get("fatal_error"):
+        detail.append(f"fatal error: {entry['fatal_error']}")
+    r = Result(v, v, v, "demonstration", [1], None, said, detail, confidence=1.0, unit_of_n="runs")
+    r.command = entry.get("command")
+    r.go_version = entry.get("go_version")
+    return r
+
+
 # --- source ----------------------------------------------------------------------------
 
 def code_lines(path):
@@ -610,6 +667,7 @@ STATISTICS = {
     "micro_advantage": stat_micro_advantage,
     "source_lines": stat_source_lines,
     "stress_proportion": stat_stress_proportion,
+    "demonstration": stat_demonstration,
 }
 
 
@@ -656,6 +714,10 @@ def combine(verdicts, how="all"):
 def rule_text(test):
     """The rule of a test, in words."""
     t, d, u = test["threshold"], test["direction"], test.get("unit", "")
+    if test["statistic"]["kind"] == "demonstration":
+        yes, no = _OBSERVED.get(test["statistic"].get("observe"), ("it did", "it did not"))
+        return (f"one run of the program: supported when {yes} (1), refuted when {no} (0); not testable when "
+                "it could not be built or run")
     ts = fmt_number(t, u)
     every = "in every cell, " if test["statistic"]["kind"] == "micro_advantage" else ""
     if d == "above":
@@ -886,6 +948,8 @@ def interval_text(r, unit):
     est = fmt_number(r.estimate, unit)
     if r.method == "exact count":
         return f"{est} (exact count)"
+    if r.method == "demonstration":
+        return r.note
     if r.low is None:
         return f"{est} (no interval: {r.note or 'too few repetitions'})"
     extra = [f"{100 * r.confidence:.1f} % interval" if r.confidence is not None else "interval"]
@@ -902,6 +966,9 @@ def rests_on(r):
         return "—"
     if r.method == "exact count":
         return "an exact count"
+    if r.method == "demonstration":
+        return f"one run of `{getattr(r, 'command', None) or 'the program'}`" + \
+            (f" ({r.go_version})" if getattr(r, "go_version", None) else "")
     n = " vs ".join(str(n) for n in r.repetitions)
     single = all(x == 1 for x in r.repetitions)
     unit = r.unit_of_n if not single else r.unit_of_n.rstrip("s")
