@@ -45,6 +45,9 @@ def create_parser():
     p.add_argument("--unbounded", metavar="FILE",
                    help="unbounded.json of scripts/unbounded.sh, claim 10's stress run "
                    "(default: unbounded.json next to REPORT, if any)")
+    p.add_argument("--go-micro", metavar="FILE",
+                   help="go_micro.json of scripts/go_micro.py, BM_Aggregate's Go twin (default: go_micro.json next "
+                   "to REPORT, if any)")
     p.add_argument("--demos", metavar="FILE",
                    help="demos.json of scripts/demos.py, the Go demonstrations (default: demos.json next to "
                    "REPORT, if any)")
@@ -171,16 +174,19 @@ def error_cell(report, p):
     return f"**waits for all**: {detail}"
 
 
-def multicore_cell(agg, cpus, p):
+def multicore_cell(agg, cpus, p, go_agg=None):
     """The Multi-core safe column for a pattern: the contention share of its aggregation in
-    BM_Aggregate at the most threads run (no work per task), the evidence of claim 5."""
-    strategy = AGGREGATION.get(style.base_pattern(p), "slots")
+    BM_Aggregate at the most threads run (no work per task), the evidence of claim 5; a
+    Go exhibit's from BM_Aggregate's testing.B twin (go_micro.json, threads = GOMAXPROCS)."""
+    strategy = AGGREGATION.get(style.base_pattern(runtimes.COUNTERPART.get(p, p)), "slots")
     # The lock-based strategies against slots (claim 5's R); slots against slots on
     # their own cache lines, which measures what packed slots lose to false sharing.
     baseline = "slots-padded" if strategy == "slots" else "slots"
+    source = "BM_Aggregate"
     if style.is_go(p):
-        return ("not testable here (BM_Aggregate measures the C++ aggregations; the Go twin, a testing.B "
-                "benchmark, is not built yet)")
+        agg, source = go_agg, "BM_Aggregate's Go twin, GOMAXPROCS"
+        if not agg:
+            return "not testable here (no runs of BM_Aggregate's Go twin: go_micro.json missing)"
     if not agg:
         return "not testable here (no BM_Aggregate runs: micro.json missing)"
     threads = max((t for (s_, w, t) in agg if s_ == strategy and w == 0), default=0)
@@ -190,7 +196,7 @@ def multicore_cell(agg, cpus, p):
     if r is None:
         return f"not testable here (no {strategy} and {baseline} runs at 1 and {threads} threads)"
     share = (f"contention share of {strategy} against {baseline} {claimkit.interval_text(r, '%')} "
-             f"at {threads} threads, {r.repetitions[0]} repetitions (BM_Aggregate, no work per task)")
+             f"at {threads} threads, {r.repetitions[0]} repetitions ({source}, no work per task)")
     if r.low is None:
         return f"inconclusive: {share}"
     if r.high < CONTENDED:
@@ -202,14 +208,14 @@ def multicore_cell(agg, cpus, p):
     return f"inconclusive: {share}"
 
 
-def comparison_table(report, runs):
+def comparison_table(report, runs, go_runs=None):
     """Rows of the article's table, one per pattern."""
-    agg = claimkit.aggregate_runs(runs)
+    agg, go_agg = claimkit.aggregate_runs(runs), claimkit.aggregate_runs(go_runs)
     cpus = report.context.get("usable_cpus")
     rows = []
     for p in style.sort_patterns(report.patterns()):
         rows.append([f"`{p}`", runtimes.label(report.runtime_of(p)), cancellation_cell(report, p), leak_cell(report, p),
-                     error_cell(report, p), multicore_cell(agg, cpus, p)])
+                     error_cell(report, p), multicore_cell(agg, cpus, p, go_agg)])
     return rows
 
 
@@ -252,15 +258,15 @@ def load_demos(path):
     return doc
 
 
-def evaluate(claims, report, runs, src, stress=None, demos=None):
+def evaluate(claims, report, runs, src, stress=None, demos=None, go_runs=None):
     """Every claim, evaluated: [Verdict], one per claim (the first runtime that answers it,
     which is what a single-verdict reader shows)."""
-    return [v for v, _a in evaluate_all(claims, report, runs, src, stress, demos)]
+    return [v for v, _a in evaluate_all(claims, report, runs, src, stress, demos, go_runs)]
 
 
-def evaluate_all(claims, report, runs, src, stress=None, demos=None):
+def evaluate_all(claims, report, runs, src, stress=None, demos=None, go_runs=None):
     """[(Verdict shown first, [RuntimeVerdict])] per claim: every runtime that applies."""
-    inputs = claimkit.Inputs(report, runs, src, stress, demos)
+    inputs = claimkit.Inputs(report, runs, src, stress, demos, go_runs)
     out = []
     for c in claims:
         answers = claimkit.evaluate_runtimes(c, inputs)
@@ -454,6 +460,14 @@ def disagreements(report, evaluated):
         where = f" in `{next(iter(scens))}`" if len(scens) == 1 else ""
         cause = ("; ".join(parts) + " (medians over repetitions)") if parts else \
             "no figure of the report differs by 25 % or more between the exhibits"
+        if all(e is None for _n, _rv, e, _f in sides):
+            # Not a report experiment (microbenchmarks: micro.json against go_micro.json):
+            # each runtime's own number is the measured difference.
+            cause = "; ".join(f"{n} {claimkit.interval_text(rv.verdict.headline[1], rv.verdict.headline[0].get('unit'))}"
+                              + (f" ({rv.verdict.headline[1].where})" if rv.verdict.headline[1] is not None
+                                 and rv.verdict.headline[1].where else "")
+                              for n, rv, _e, _f in sides if rv.verdict.headline)
+            who, where = "each runtime's own benchmark", ""
         lines.append(f"- **{i + 1}. {v.statement}** {verdicts_txt}. Measured, {who}{where}: {cause}.")
     return lines
 
@@ -614,7 +628,7 @@ def main(argv=None):
         args.micro = micro_beside(args.report)
         if args.micro:
             print(f"{PROG}: using {args.micro} (found next to the report)", file=sys.stderr)
-    for attr, name in (("unbounded", "unbounded.json"), ("demos", "demos.json")):
+    for attr, name in (("unbounded", "unbounded.json"), ("demos", "demos.json"), ("go_micro", "go_micro.json")):
         if getattr(args, attr) is None:
             beside = os.path.join(os.path.dirname(os.path.abspath(args.report)), name)
             setattr(args, attr, beside if os.path.isfile(beside) else None)
@@ -623,6 +637,7 @@ def main(argv=None):
         runs = load_micro(args.micro) if args.micro else None
         stress = load_stress(args.unbounded) if args.unbounded else None
         demos = load_demos(args.demos) if args.demos else None
+        go_runs = load_micro(args.go_micro) if args.go_micro else None
     except ReportError as e:
         fail(str(e))
     try:
@@ -630,10 +645,11 @@ def main(argv=None):
     except ReportError as e:
         fail(str(e))
     src = args.source or ROOT
-    table = comparison_table(report, runs)
-    evaluated = evaluate_all(claims, report, runs, src, stress, demos)
+    table = comparison_table(report, runs, go_runs)
+    evaluated = evaluate_all(claims, report, runs, src, stress, demos, go_runs)
     if args.format == "json":
-        doc = {"report": report.path, "micro": args.micro, "unbounded": args.unbounded, "demos": args.demos,
+        doc = {"report": report.path, "micro": args.micro, "go_micro": args.go_micro, "unbounded": args.unbounded,
+               "demos": args.demos,
                "claims_file": args.claims,
                "table": [dict(zip(["pattern", "runtime", "cancellation", "leak_risk", "error_propagation",
                                    "multicore_safe"],
@@ -645,7 +661,7 @@ def main(argv=None):
         print(json.dumps(doc, indent=2))
     else:
         sys.stdout.write(render_md(report, args.micro, table, evaluated, args.claims,
-                                   sources=[("demos", args.demos)]))
+                                   sources=[("go micro", args.go_micro), ("demos", args.demos)]))
     return 0
 
 
