@@ -5,6 +5,8 @@
 #                     tests on Release programs, pytest, test-go, fuzz-smoke
 #   make go           the Go exhibits' driver, build/go/orchlab-go (offline: Debian's Go)
 #   make test-go      go vet + go test -race on patterns/go (seconds, once compiled)
+#   make go-micro     BM_Aggregate's testing.B twin (patterns/go/aggregate): build/go/go_micro.json
+#   make demos        the Go demonstrations (patterns/go/demo): build, run, build/go/demos.json
 #   make bench        full default sweep + micro suite -> results/<UTC stamp>/
 #   make bench-quick  the same pipeline on a tiny sweep (under a minute)
 #   make bench-scaling the scaling sweeps (fan-out, callers), out of make bench for time
@@ -32,7 +34,7 @@ GO      ?= go
 GO_ENV  := GOFLAGS=-mod=mod GOPROXY=off GOSUMDB=off GOCACHE=$(CURDIR)/build/go/cache
 
 .PHONY: all deps release asan tsan test test-asan test-tsan test-release pytest bench bench-build bench-quick bench-scaling bench-client callgrind-client \
-        bench-mock mock compare plot claims html clean fuzz fuzz-build fuzz-smoke test-fuzz go test-go
+        bench-mock mock compare plot claims html clean fuzz fuzz-build fuzz-smoke test-fuzz go test-go demos go-micro
 
 all: release go
 
@@ -81,7 +83,17 @@ go: deps
 	cd patterns/go && $(GO_ENV) $(GO) build -o $(CURDIR)/build/go/orchlab-go ./cmd/orchlab-go
 
 test-go: deps
-	cd patterns/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) test -race -count=1 ./...
+	cd patterns/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) test -race -count=1 ./... && \
+	  $(GO_ENV) $(GO) test -run '^$$' -bench . -benchtime=1x -cpu 1,2 ./aggregate/
+
+# BM_Aggregate's Go twin (claims 5 and 9 in Go), as make bench runs it: build/go/go_micro.json.
+go-micro: deps
+	$(GO_ENV) $(PYTHON) scripts/go_micro.py --go $(GO) -o build/go/go_micro.json
+
+# The Go demonstrations (claims 12 and 13): each program built (with -race where its claim
+# is about races) and run once; make bench writes the same file into its results folder.
+demos: deps
+	$(GO_ENV) $(PYTHON) scripts/demos.py --go $(GO) -o build/go/demos.json
 
 # libFuzzer targets (docs/fuzzing.md): clang++ only, in their own tree.
 FUZZ_S       ?= 60

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Runs the benchmark pipeline into one results folder:
 #   orchlab run (report.json) -> orchlab-micro (micro.json) -> unbounded.sh
-#   (unbounded.json, claim 10's stress run) -> plot.py (plots/)
+#   (unbounded.json, claim 10's stress run) -> go_micro.py (go_micro.json,
+#   BM_Aggregate's Go twin) -> demos.py (demos.json, the Go demonstrations of
+#   claims 12 and 13) -> plot.py (plots/)
 #   -> claims.py (CLAIMS.md) -> report_html.py (index.html), then points
 #   results/latest at the folder.
 # Usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick]   (-h, --help: this text)
@@ -65,6 +67,20 @@ if [ "$status" -eq 0 ]; then
     if [ "$QUICK" -eq 1 ]; then export UNBOUNDED_PLAN="${UNBOUNDED_PLAN:-16:1 4:1}"; fi
     "$ROOT/scripts/unbounded.sh" "$BUILD" "$OUT" || note "unbounded.sh failed; claim 10 goes without its stress run"
   fi
+  # BM_Aggregate's Go twin (claims 5 and 9 in Go): every benchmark once per pass,
+  # at GOMAXPROCS 1 to the usable cores; about 20 s on 2 cores (5 passes of
+  # 0.05 s per benchmark), about 5 s in bench-quick (4 passes of 0.01 s).
+  if [ -f "$ROOT/scripts/go_micro.py" ]; then
+    if [ "$QUICK" -eq 1 ]; then go_args="--repetitions 4 --benchtime 0.01s"; else go_args="--repetitions 5 --benchtime 0.05s"; fi
+    # shellcheck disable=SC2086
+    "$PYTHON" "$ROOT/scripts/go_micro.py" $go_args -o "$OUT/go_micro.json" ||
+      note "go_micro.py failed; claims 5 and 9 go without their Go column"
+  fi
+  # The Go demonstrations (about 3 s once Go's build cache is warm): each program
+  # built and run once; one that cannot be built is recorded as such in demos.json.
+  if [ -f "$ROOT/scripts/demos.py" ]; then
+    "$PYTHON" "$ROOT/scripts/demos.py" -o "$OUT/demos.json" || note "demos.py failed; claims 12 and 13 go without it"
+  fi
   # 3. Figures and 4. the claims table.
   if [ -f "$ROOT/scripts/plot.py" ]; then
     "$PYTHON" "$ROOT/scripts/plot.py" "$OUT/report.json" -o "$OUT/plots" || note "plot.py failed"
@@ -93,6 +109,8 @@ ln -sfn "$(basename "$OUT")" "$parent/.latest.tmp.$$" && mv -T "$parent/.latest.
 wall=$(( $(date +%s) - start ))
 echo "bench: report  $OUT/report.json"
 [ -f "$OUT/micro.json" ] && echo "bench: micro   $OUT/micro.json"
+[ -f "$OUT/go_micro.json" ] && echo "bench: go      $OUT/go_micro.json"
+[ -f "$OUT/demos.json" ] && echo "bench: demos   $OUT/demos.json"
 [ -f "$OUT/CLAIMS.md" ] && echo "bench: claims  $OUT/CLAIMS.md"
 [ -d "$OUT/plots" ] && echo "bench: plots   $OUT/plots/"
 [ -f "$OUT/index.html" ] && echo "bench: page    $OUT/index.html"

@@ -45,6 +45,12 @@ def create_parser():
     p.add_argument("--unbounded", metavar="FILE",
                    help="unbounded.json of scripts/unbounded.sh, claim 10's stress run "
                    "(default: unbounded.json next to REPORT, if any)")
+    p.add_argument("--go-micro", metavar="FILE",
+                   help="go_micro.json of scripts/go_micro.py, BM_Aggregate's Go twin (default: go_micro.json next "
+                   "to REPORT, if any)")
+    p.add_argument("--demos", metavar="FILE",
+                   help="demos.json of scripts/demos.py, the Go demonstrations (default: demos.json next to "
+                   "REPORT, if any)")
     p.add_argument("--source", metavar="DIR", default=None,
                    help="repository root, for the line count of the group exhibit "
                    "(default: the directory above scripts/)")
@@ -168,16 +174,19 @@ def error_cell(report, p):
     return f"**waits for all**: {detail}"
 
 
-def multicore_cell(agg, cpus, p):
+def multicore_cell(agg, cpus, p, go_agg=None):
     """The Multi-core safe column for a pattern: the contention share of its aggregation in
-    BM_Aggregate at the most threads run (no work per task), the evidence of claim 5."""
-    strategy = AGGREGATION.get(style.base_pattern(p), "slots")
+    BM_Aggregate at the most threads run (no work per task), the evidence of claim 5; a
+    Go exhibit's from BM_Aggregate's testing.B twin (go_micro.json, threads = GOMAXPROCS)."""
+    strategy = AGGREGATION.get(style.base_pattern(runtimes.COUNTERPART.get(p, p)), "slots")
     # The lock-based strategies against slots (claim 5's R); slots against slots on
     # their own cache lines, which measures what packed slots lose to false sharing.
     baseline = "slots-padded" if strategy == "slots" else "slots"
+    source = "BM_Aggregate"
     if style.is_go(p):
-        return ("not testable here (BM_Aggregate measures the C++ aggregations; the Go twin, a testing.B "
-                "benchmark, is not built yet)")
+        agg, source = go_agg, "BM_Aggregate's Go twin, GOMAXPROCS"
+        if not agg:
+            return "not testable here (no runs of BM_Aggregate's Go twin: go_micro.json missing)"
     if not agg:
         return "not testable here (no BM_Aggregate runs: micro.json missing)"
     threads = max((t for (s_, w, t) in agg if s_ == strategy and w == 0), default=0)
@@ -187,7 +196,7 @@ def multicore_cell(agg, cpus, p):
     if r is None:
         return f"not testable here (no {strategy} and {baseline} runs at 1 and {threads} threads)"
     share = (f"contention share of {strategy} against {baseline} {claimkit.interval_text(r, '%')} "
-             f"at {threads} threads, {r.repetitions[0]} repetitions (BM_Aggregate, no work per task)")
+             f"at {threads} threads, {r.repetitions[0]} repetitions ({source}, no work per task)")
     if r.low is None:
         return f"inconclusive: {share}"
     if r.high < CONTENDED:
@@ -199,14 +208,14 @@ def multicore_cell(agg, cpus, p):
     return f"inconclusive: {share}"
 
 
-def comparison_table(report, runs):
+def comparison_table(report, runs, go_runs=None):
     """Rows of the article's table, one per pattern."""
-    agg = claimkit.aggregate_runs(runs)
+    agg, go_agg = claimkit.aggregate_runs(runs), claimkit.aggregate_runs(go_runs)
     cpus = report.context.get("usable_cpus")
     rows = []
     for p in style.sort_patterns(report.patterns()):
         rows.append([f"`{p}`", runtimes.label(report.runtime_of(p)), cancellation_cell(report, p), leak_cell(report, p),
-                     error_cell(report, p), multicore_cell(agg, cpus, p)])
+                     error_cell(report, p), multicore_cell(agg, cpus, p, go_agg)])
     return rows
 
 
@@ -241,15 +250,23 @@ def load_stress(path):
     return {"doc": doc, "dir": os.path.dirname(os.path.abspath(path))}
 
 
-def evaluate(claims, report, runs, src, stress=None):
+def load_demos(path):
+    """demos.json's document; ReportError when it cannot be used."""
+    doc = _read_json(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("demos"), list):
+        raise ReportError(f"{path}: not a demos.json (no \"demos\" list)")
+    return doc
+
+
+def evaluate(claims, report, runs, src, stress=None, demos=None, go_runs=None):
     """Every claim, evaluated: [Verdict], one per claim (the first runtime that answers it,
     which is what a single-verdict reader shows)."""
-    return [v for v, _a in evaluate_all(claims, report, runs, src, stress)]
+    return [v for v, _a in evaluate_all(claims, report, runs, src, stress, demos, go_runs)]
 
 
-def evaluate_all(claims, report, runs, src, stress=None):
+def evaluate_all(claims, report, runs, src, stress=None, demos=None, go_runs=None):
     """[(Verdict shown first, [RuntimeVerdict])] per claim: every runtime that applies."""
-    inputs = claimkit.Inputs(report, runs, src, stress)
+    inputs = claimkit.Inputs(report, runs, src, stress, demos, go_runs)
     out = []
     for c in claims:
         answers = claimkit.evaluate_runtimes(c, inputs)
@@ -443,6 +460,14 @@ def disagreements(report, evaluated):
         where = f" in `{next(iter(scens))}`" if len(scens) == 1 else ""
         cause = ("; ".join(parts) + " (medians over repetitions)") if parts else \
             "no figure of the report differs by 25 % or more between the exhibits"
+        if all(e is None for _n, _rv, e, _f in sides):
+            # Not a report experiment (microbenchmarks: micro.json against go_micro.json):
+            # each runtime's own number is the measured difference.
+            cause = "; ".join(f"{n} {claimkit.interval_text(rv.verdict.headline[1], rv.verdict.headline[0].get('unit'))}"
+                              + (f" ({rv.verdict.headline[1].where})" if rv.verdict.headline[1] is not None
+                                 and rv.verdict.headline[1].where else "")
+                              for n, rv, _e, _f in sides if rv.verdict.headline)
+            who, where = "each runtime's own benchmark", ""
         lines.append(f"- **{i + 1}. {v.statement}** {verdicts_txt}. Measured, {who}{where}: {cause}.")
     return lines
 
@@ -496,7 +521,7 @@ def _verdict_line(v):
     return f"{v.verdict} — {v.reason}"
 
 
-def render_md(report, micro_path, table, evaluated, claims_path):
+def render_md(report, micro_path, table, evaluated, claims_path, sources=()):
     """The Markdown document: the summary first, then the table, then rules and evidence."""
     verdicts = [v for v, _a in evaluated]
     columns = runtime_columns([a for _v, a in evaluated])
@@ -508,6 +533,10 @@ def render_md(report, micro_path, table, evaluated, claims_path):
     if micro_path:
         rel = os.path.relpath(micro_path)
         facts.append(f"micro `{micro_path if rel.startswith('..') else rel}`")
+    for label, path in sources:  # the other inputs read: demos.json, go_micro.json
+        if path:
+            rel = os.path.relpath(path)
+            facts.append(f"{label} `{path if rel.startswith('..') else rel}`")
     facts.append(f"claims `{os.path.relpath(claims_path)}`")
     out = ["# The article's claims, measured", "", "Source: " + "; ".join(facts) + ".", ""]
     if ctx.get("interrupted"):
@@ -561,7 +590,7 @@ def render_md(report, micro_path, table, evaluated, claims_path):
                        f"rule: {claimkit.rule_text(t)} {outcome}")
             if r is not None:
                 out += [f"  - {d}" for d in r.detail]
-                if r.note and r.low is not None:
+                if r.note and r.low is not None and r.method != "demonstration":
                     out.append(f"  - {r.note}")
         others = [rv for rv in evaluated[i][1] if rv.verdict is not v]
         if others:
@@ -599,13 +628,16 @@ def main(argv=None):
         args.micro = micro_beside(args.report)
         if args.micro:
             print(f"{PROG}: using {args.micro} (found next to the report)", file=sys.stderr)
-    if args.unbounded is None:
-        beside = os.path.join(os.path.dirname(os.path.abspath(args.report)), "unbounded.json")
-        args.unbounded = beside if os.path.isfile(beside) else None
+    for attr, name in (("unbounded", "unbounded.json"), ("demos", "demos.json"), ("go_micro", "go_micro.json")):
+        if getattr(args, attr) is None:
+            beside = os.path.join(os.path.dirname(os.path.abspath(args.report)), name)
+            setattr(args, attr, beside if os.path.isfile(beside) else None)
     try:
         report = load_report(args.report)
         runs = load_micro(args.micro) if args.micro else None
         stress = load_stress(args.unbounded) if args.unbounded else None
+        demos = load_demos(args.demos) if args.demos else None
+        go_runs = load_micro(args.go_micro) if args.go_micro else None
     except ReportError as e:
         fail(str(e))
     try:
@@ -613,10 +645,12 @@ def main(argv=None):
     except ReportError as e:
         fail(str(e))
     src = args.source or ROOT
-    table = comparison_table(report, runs)
-    evaluated = evaluate_all(claims, report, runs, src, stress)
+    table = comparison_table(report, runs, go_runs)
+    evaluated = evaluate_all(claims, report, runs, src, stress, demos, go_runs)
     if args.format == "json":
-        doc = {"report": report.path, "micro": args.micro, "unbounded": args.unbounded, "claims_file": args.claims,
+        doc = {"report": report.path, "micro": args.micro, "go_micro": args.go_micro, "unbounded": args.unbounded,
+               "demos": args.demos,
+               "claims_file": args.claims,
                "table": [dict(zip(["pattern", "runtime", "cancellation", "leak_risk", "error_propagation",
                                    "multicore_safe"],
                                   [r[0].strip("`")] + r[1:])) for r in table],
@@ -626,7 +660,8 @@ def main(argv=None):
                "disagreements": disagreements(report, evaluated)}
         print(json.dumps(doc, indent=2))
     else:
-        sys.stdout.write(render_md(report, args.micro, table, evaluated, args.claims))
+        sys.stdout.write(render_md(report, args.micro, table, evaluated, args.claims,
+                                   sources=[("go micro", args.go_micro), ("demos", args.demos)]))
     return 0
 
 

@@ -29,6 +29,10 @@ least the confidence printed beside it at the sample sizes the lab uses:
 - a share of independent repetitions: Clopper-Pearson (at least 95 %);
 - a percentile read from a histogram is widened by the histogram's resolution, said
   beside it as "resolution ±x".
+
+A demonstration (a Go program that does what the claim says, scripts/demos.py) has no
+interval: its statistic is 1 when the program did it (panicked; the race detector
+reported) and 0 when it ran to its end without, read once from demos.json.
 """
 
 import glob
@@ -86,9 +90,11 @@ class Result:
 class Inputs:
     """What the statistics read: the report, the micro runs, the source tree, the host."""
 
-    def __init__(self, report, runs, source_root, stress=None):
+    def __init__(self, report, runs, source_root, stress=None, demos=None, go_runs=None):
         self.report, self.runs, self.source_root = report, runs, source_root
+        self.go_runs = go_runs  # go_micro.json of scripts/go_micro.py (BM_Aggregate's Go twin), as runs
         self.stress = stress  # {"doc": unbounded.json, "dir": its folder} (scripts/unbounded.sh)
+        self.demos = demos  # demos.json of scripts/demos.py (the Go demonstrations)
 
     def cells(self, scenario, pattern):
         cells = self.report.select(scenario, pattern) if self.report else []
@@ -471,11 +477,27 @@ def aggregate_runs(runs):
     return out
 
 
-def _micro(inputs):
+# Where a micro statistic reads its runs: micro.json (orchlab-micro, C++ threads) or, with
+# "source": "go_micro" (a runtime entry's "micro"), go_micro.json (the testing.B twin, whose
+# threads are GOMAXPROCS).
+MICRO_SOURCES = ("micro", "go_micro")
+
+
+def _micro(inputs, spec=None):
+    if (spec or {}).get("source") == "go_micro":
+        agg = aggregate_runs(inputs.go_runs)
+        if not agg:
+            raise NotTestable("needs the Go twin of BM_Aggregate (go_micro.json of scripts/go_micro.py, which make "
+                              "bench writes beside the report)")
+        return agg
     agg = aggregate_runs(inputs.runs)
     if not agg:
         raise NotTestable("needs the microbenchmarks (micro.json with BM_Aggregate/<strategy>/work_ns:W/threads:T)")
     return agg
+
+
+def _micro_what(spec):
+    return "go_micro.json, testing.B at GOMAXPROCS T" if spec.get("source") == "go_micro" else "micro.json"
 
 
 def contention_share(agg, strategy, baseline, work_ns, threads):
@@ -501,7 +523,7 @@ def contention_share(agg, strategy, baseline, work_ns, threads):
 def stat_micro_contention(inputs, spec):
     """The contention share of a strategy against a baseline at T = the most threads run
     (the usable cores), at one work size."""
-    agg = _micro(inputs)
+    agg = _micro(inputs, spec)
     w = spec.get("work_ns", 0)
     threads = sorted({t for (s, ww, t) in agg if s == spec["strategy"] and ww == w})
     if not threads:
@@ -512,7 +534,7 @@ def stat_micro_contention(inputs, spec):
     r = contention_share(agg, spec["strategy"], spec["baseline"], w, t)
     if r is None:
         raise NotTestable(f"needs {spec['baseline']} beside {spec['strategy']} at 1 and {t} threads")
-    r.detail = [f"{spec['strategy']} vs {spec['baseline']}, work {w} ns, {t} threads against 1"]
+    r.detail = [f"{spec['strategy']} vs {spec['baseline']}, work {w} ns, {t} threads against 1 ({_micro_what(spec)})"]
     for ww in sorted({ww for (s, ww, tt) in agg if s == spec["strategy"]}):
         o = contention_share(agg, spec["strategy"], spec["baseline"], ww, t)
         if o is not None:
@@ -523,7 +545,7 @@ def stat_micro_contention(inputs, spec):
 def stat_micro_advantage(inputs, spec):
     """In every (work, threads) cell: the best of `strategies` over the best of `others`
     (items/s), Hodges-Lehmann ratio over repetitions. The test applies to every cell."""
-    agg = _micro(inputs)
+    agg = _micro(inputs, spec)
     cells = sorted({(w, t) for (s, w, t) in agg})
     parts = []
     for w, t in cells:
@@ -544,8 +566,61 @@ def stat_micro_advantage(inputs, spec):
     res = Result(worst.estimate, worst.low, worst.high, "Hodges-Lehmann ratio per cell; the worst cell shown",
                  worst.repetitions, None, worst.note, confidence=worst.confidence)
     res.parts = parts
-    res.detail = [f"{p.cell}: {_g(p.estimate)} [{_g(p.low)}, {_g(p.high)}]" for p in parts]
+    res.detail = [f"{p.cell}: {_g(p.estimate)} [{_g(p.low)}, {_g(p.high)}]" for p in parts] + \
+        [f"from {_micro_what(spec)}"]
     return res
+
+
+# --- demonstrations -----------------------------------------------------------------------
+
+# What a demonstration's observation is called when it happened and when it did not.
+_OBSERVED = {"panicked": ("panicked", "ran to its end without a panic"),
+             "race_reported": ("the race detector reported a race", "the race detector reported nothing")}
+
+
+def stat_demonstration(inputs, spec):
+    """What one Go demonstration did (demos.json of scripts/demos.py): 1 when it did what
+    the claim says (spec["observe"]: "panicked", "race_reported"), 0 when it ran to its
+    end without; one run, no interval (the value is the observation). NotTestable when
+    demos.json is missing, has no such demonstration, or it was not built or not run."""
+    if spec.get("observe") not in _OBSERVED:
+        raise NotTestable(f"a demonstration observes one of {', '.join(_OBSERVED)}, not {spec.get('observe')!r}")
+    if not inputs.demos:
+        raise NotTestable("needs demos.json (scripts/demos.py builds and runs the Go demonstrations; make bench "
+                          "writes it beside the report)")
+    entry = next((d for d in inputs.demos.get("demos") or [] if isinstance(d, dict) and d.get("id") == spec["demo"]),
+                 None)
+    if entry is None:
+        raise NotTestable(f"demos.json has no demonstration `{spec['demo']}`")
+    if not entry.get("built"):
+        raise NotTestable(f"`{spec['demo']}` could not be built: {entry.get('build_error') or 'no reason given'}")
+    if entry.get("timed_out"):
+        raise NotTestable(f"`{spec['demo']}` did not end within its timeout")
+    if entry.get("exit_status") is None and entry.get("signal") is None:
+        raise NotTestable(f"`{spec['demo']}` was not run")
+    happened = entry.get(spec["observe"])
+    if happened is None:
+        raise NotTestable(f"`{spec['demo']}` ran without the race detector: its observation is not known"
+                          if spec["observe"] == "race_reported" else f"`{spec['demo']}`: {spec['observe']} is null")
+    status = f"exit {entry['exit_status']}" if entry.get("exit_status") is not None else f"signal {entry['signal']}"
+    yes, no = _OBSERVED[spec["observe"]]
+    if happened and spec["observe"] == "panicked":
+        said = f"{yes}: {entry.get('panic')}"
+    elif happened:
+        acc = [a[:1].lower() + a[1:] if i else a for i, a in enumerate(entry.get("race_accesses") or [])]
+        said = f"{yes} ({'; '.join(acc) or entry.get('race_report')})"
+    else:
+        said = no
+    said += f" ({status})"
+    v = 1.0 if happened else 0.0
+    detail = [f"{entry.get('program')}: `{entry.get('build_command')}`, then `{entry.get('command')}`, "
+              f"{entry.get('go_version') or 'Go version unknown'}: {said}"]
+    if entry.get("fatal_error"):
+        detail.append(f"fatal error: {entry['fatal_error']}")
+    r = Result(v, v, v, "demonstration", [1], None, said, detail, confidence=1.0, unit_of_n="runs")
+    r.command = entry.get("command")
+    r.go_version = entry.get("go_version")
+    return r
 
 
 # --- source ----------------------------------------------------------------------------
@@ -610,6 +685,7 @@ STATISTICS = {
     "micro_advantage": stat_micro_advantage,
     "source_lines": stat_source_lines,
     "stress_proportion": stat_stress_proportion,
+    "demonstration": stat_demonstration,
 }
 
 
@@ -656,6 +732,10 @@ def combine(verdicts, how="all"):
 def rule_text(test):
     """The rule of a test, in words."""
     t, d, u = test["threshold"], test["direction"], test.get("unit", "")
+    if test["statistic"]["kind"] == "demonstration":
+        yes, no = _OBSERVED.get(test["statistic"].get("observe"), ("it did", "it did not"))
+        return (f"one run of the program: supported when {yes} (1), refuted when {no} (0); not testable when "
+                "it could not be built or run")
     ts = fmt_number(t, u)
     every = "in every cell, " if test["statistic"]["kind"] == "micro_advantage" else ""
     if d == "above":
@@ -886,6 +966,8 @@ def interval_text(r, unit):
     est = fmt_number(r.estimate, unit)
     if r.method == "exact count":
         return f"{est} (exact count)"
+    if r.method == "demonstration":
+        return r.note
     if r.low is None:
         return f"{est} (no interval: {r.note or 'too few repetitions'})"
     extra = [f"{100 * r.confidence:.1f} % interval" if r.confidence is not None else "interval"]
@@ -902,6 +984,9 @@ def rests_on(r):
         return "—"
     if r.method == "exact count":
         return "an exact count"
+    if r.method == "demonstration":
+        return f"one run of `{getattr(r, 'command', None) or 'the program'}`" + \
+            (f" ({r.go_version})" if getattr(r, "go_version", None) else "")
     n = " vs ".join(str(n) for n in r.repetitions)
     single = all(x == 1 for x in r.repetitions)
     unit = r.unit_of_n if not single else r.unit_of_n.rstrip("s")
@@ -946,7 +1031,9 @@ def fmt_number(v, unit):
 #   "scenarios"); "configuration": the name of the one evaluation otherwise;
 # - "not_run": the runtime has no experiment for this claim, and why;
 # - "pooled_with": another runtime's evaluation covers this one's exhibits too (one
-#   experiment over both), e.g. the C++ groups of claim 6.
+#   experiment over both), e.g. the C++ groups of claim 6;
+# - "micro": where the micro statistics read their runs in this runtime: "go_micro" for
+#   go_micro.json, BM_Aggregate's testing.B twin (claims 5 and 9 in Go).
 # A runtime absent from the object does not apply to the claim. A claim without "runtimes"
 # is answered once, for the runtime of the first exhibit its tests name.
 
@@ -954,7 +1041,7 @@ from . import runtimes as _rt  # noqa: E402
 
 EVALUATED, NOT_RUN, POOLED = "evaluated", "not run", "pooled"
 _RUNTIME_ENTRY_KEYS = {"patterns", "scenarios", "skip", "configurations", "configuration", "not_run", "pooled_with",
-                       "comment"}
+                       "comment", "micro"}
 
 
 def _patterns_named(x, out):
@@ -980,13 +1067,16 @@ def runtime_entries(claim):
     return sorted(rts.items(), key=lambda kv: _rt.rank(kv[0]))
 
 
-def _rename(spec, patterns, scenarios):
-    """A statistic spec with its patterns and scenarios renamed (recursively: a, b sides)."""
+def _rename(spec, patterns, scenarios, micro=None):
+    """A statistic spec with its patterns and scenarios renamed (recursively: a, b sides),
+    and a micro statistic pointed at `micro`'s runs when given."""
     if isinstance(spec, list):
-        return [_rename(v, patterns, scenarios) for v in spec]
+        return [_rename(v, patterns, scenarios, micro) for v in spec]
     if not isinstance(spec, dict):
         return spec
     out = {}
+    if micro and str(spec.get("kind", "")).startswith("micro_"):
+        out["source"] = micro
     for k, v in spec.items():
         if k == "pattern" and isinstance(v, str):
             out[k] = patterns.get(v, v) if patterns.get(v, v) is not None else v
@@ -995,7 +1085,7 @@ def _rename(spec, patterns, scenarios):
         elif k == "scenario" and isinstance(v, str):
             out[k] = scenarios.get(v, v)
         else:
-            out[k] = _rename(v, patterns, scenarios)
+            out[k] = _rename(v, patterns, scenarios, micro)
     return out
 
 
@@ -1024,7 +1114,7 @@ def derive(claim, entry, scenarios=None):
                 skipped.append((rename_label(t["label"], patterns), skip[t["label"]]))
                 continue
             out.append({**t, "label": rename_label(t["label"], patterns),
-                        "statistic": _rename(t["statistic"], patterns, scenarios)})
+                        "statistic": _rename(t["statistic"], patterns, scenarios, entry.get("micro"))})
         return out
 
     d = {**claim, "tests": tests(claim["tests"]), "context": tests(claim.get("context", []))}
@@ -1158,5 +1248,7 @@ def _validate_runtimes(c, at):
         for k in ("patterns", "scenarios"):
             if not isinstance(e.get(k, {}), dict):
                 raise SpecError(f"{rat}.{k}: must be an object")
+        if e.get("micro") is not None and e["micro"] not in MICRO_SOURCES:
+            raise SpecError(f"{rat}.micro: must be one of {', '.join(MICRO_SOURCES)}")
         if not isinstance(e.get("configurations", []), list):
             raise SpecError(f"{rat}.configurations: must be a list")

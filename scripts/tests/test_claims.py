@@ -58,6 +58,7 @@ class Synth:
         self.cells = {}  # (scenario, pattern) -> [dict per repetition]
         self.micro = {}  # (strategy, work, threads) -> [items/s per repetition]
         self.stress = []  # (pattern, concurrency, {metric: value}) of scripts/unbounded.sh
+        self.demos = []  # demos.json entries of scripts/demos.py
         self.usable_cpus = usable_cpus
 
     def rep(self, scenario, pattern, i, **metrics):
@@ -170,6 +171,18 @@ def plant(synth, test, mode):
             share = min(1.0, max(0.0, v))
             synth.stress.append((st["pattern"], st["concurrency"],
                                  {st["success"]: round(share * trials), st.get("trials", "iterations"): trials}))
+    elif kind == "demonstration":
+        # one run of the program: it did what the claim says (supported) or ran to its end
+        # without (refuted); a demonstration has no inconclusive outcome
+        race = st["observe"] == "race_reported"
+        happened = mode == "supported"
+        synth.demos.append({"id": st["demo"], "built": True, "race_detector": race, "exit_status":
+                            (66 if race else 2) if happened else 0, "signal": None, "timed_out": False,
+                            "command": f"build/go/demo/{st['demo']}", "go_version": "go1.19.8",
+                            "panicked": happened and not race, "panic": "sync: negative WaitGroup counter"
+                            if happened and not race else None, "race_reported": happened if race else None,
+                            "race_accesses": ["Write by main goroutine at demo/x/main.go:34"] if happened and race
+                            else []})
     elif kind == "source_lines":
         pass  # planted as files by the caller
     else:
@@ -178,7 +191,7 @@ def plant(synth, test, mode):
 
 def evaluate(claim, synth, tmp_path, source_root=None):
     inputs = claimkit.Inputs(_load(synth, tmp_path), _runs(synth), source_root or os.path.dirname(SCRIPTS),
-                             _stress(synth, tmp_path))
+                             _stress(synth, tmp_path), {"demos": synth.demos} if synth.demos else None)
     return claimkit.evaluate_claim(claim, inputs)
 
 
@@ -234,6 +247,8 @@ def test_every_claim_reaches_every_verdict(cid, mode, tmp_path):
     kinds = {t["statistic"]["kind"] for t in claim["tests"]}
     if kinds == {"source_lines"} and mode == "inconclusive":
         pytest.skip("an exact line count has no interval to straddle its threshold")
+    if kinds == {"demonstration"} and mode == "inconclusive":
+        pytest.skip("a demonstration did it or did not: it has no interval to straddle its threshold")
     synth = Synth()
     for test in claim["tests"]:
         plant(synth, test, mode)
