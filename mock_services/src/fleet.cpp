@@ -34,6 +34,7 @@ using tcp = net::ip::tcp;        // from <boost/asio/ip/tcp.hpp>
 using detail::Clock;
 using detail::Outcome;
 using detail::ServiceState;
+using detail::TraceRecord;
 
 namespace {
 
@@ -175,6 +176,33 @@ std::optional<Rejection> parse_query(std::string_view query, Overrides& out) {
     if (rejection) return rejection;
     // Other keys are ignored: callers may add cache busters or labels.
   }
+  return std::nullopt;
+}
+
+// POST /__trace's body, {"enabled": bool, "max_records": 1..kMaxTraceRecords}
+// (max_records optional), or the reason it is not one.
+std::optional<Rejection> parse_trace_request(std::string_view body, bool& enabled,
+                                             std::size_t& max_records) {
+  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Rejection{400, "trace: body is not a JSON object"};
+  }
+  for (const auto& [key, value] : j.items()) {
+    if (key == "enabled") {
+      if (!value.is_boolean()) return Rejection{400, "trace.enabled: must be true or false"};
+    } else if (key == "max_records") {
+      if (!value.is_number_unsigned() || value.get<std::uint64_t>() < 1 ||
+          value.get<std::uint64_t>() > kMaxTraceRecords) {
+        return Rejection{400, "trace.max_records: must be an integer in [1, " +
+                                  std::to_string(kMaxTraceRecords) + "]"};
+      }
+    } else {
+      return Rejection{400, "trace." + key + ": unknown key (enabled, max_records)"};
+    }
+  }
+  if (!j.contains("enabled")) return Rejection{400, "trace.enabled: required"};
+  enabled = j["enabled"].get<bool>();
+  max_records = j.value("max_records", kDefaultTraceRecords);
   return std::nullopt;
 }
 
@@ -445,6 +473,17 @@ class Session : public std::enable_shared_from_this<Session> {
       service_->reset();
       return json_reply(200, {{"reset", true}});
     }
+    if (path == "/__trace") {
+      if (method == http::verb::get) return json_reply(200, service_->trace());
+      if (method != http::verb::post) return wrong_method();
+      bool enabled = false;
+      std::size_t max_records = kDefaultTraceRecords;
+      if (auto rejection = parse_trace_request(req.body(), enabled, max_records)) {
+        return json_reply(rejection->status, {{"error", rejection->reason}});
+      }
+      service_->set_trace(enabled, max_records);
+      return json_reply(200, {{"enabled", enabled}, {"max_records", max_records}});
+    }
     if (path == "/__profile") {
       if (method == http::verb::get) return json_reply(200, to_json(*service_->profile()));
       if (method != http::verb::put) return wrong_method();
@@ -494,6 +533,7 @@ class Session : public std::enable_shared_from_this<Session> {
              std::optional<Clock::time_point> deadline, bool window, const Overrides& overrides) {
     auto plan = service_->begin_request(key, window);
     window_generation_ = plan.window_generation;
+    trace_.generation = plan.trace_generation;
     const ServiceConfig& profile = *plan.profile;
     start_ = now;
     deadline_ = deadline;
@@ -514,15 +554,26 @@ class Session : public std::enable_shared_from_this<Session> {
       if (overrides.bytes_per_s) fault_->bytes_per_s = *overrides.bytes_per_s;
     }
 
-    if (fault_ && fault_->kind == FaultKind::hang) {
-      // A hang replaces the latency: nothing is sent, ever.
-      return wait(std::chrono::duration<double, std::milli>(fault_->max_ms), Phase::hanging);
-    }
-    const double delay_ms = overrides.delay_ms
-                                ? *overrides.delay_ms
-                                : sample_latency_ms(profile.latency, profile.seed, plan.index);
-    if (delay_ms <= 0) return after_delay();
-    wait(std::chrono::duration<double, std::milli>(delay_ms), Phase::delaying);
+    // A hang replaces the latency: nothing is sent, ever.
+    const bool hang = fault_ && fault_->kind == FaultKind::hang;
+    const double wait_ms = hang ? fault_->max_ms
+                           : overrides.delay_ms
+                               ? *overrides.delay_ms
+                               : sample_latency_ms(profile.latency, profile.seed, plan.index);
+    if (trace_.generation != 0) start_trace(wait_ms);
+    const std::chrono::duration<double, std::milli> how_long(wait_ms);
+    if (hang) return wait(how_long, Phase::hanging);
+    if (wait_ms <= 0) return after_delay();
+    wait(how_long, Phase::delaying);
+  }
+
+  // What a traced request drew; finish() adds how it ended.
+  void start_trace(double wait_ms) {
+    trace_.key = index_;  // a traced request has a key, and draws by it
+    trace_.received = start_;
+    trace_.deadline = deadline_;
+    trace_.fault = fault_ ? std::optional(fault_->kind) : std::nullopt;
+    trace_.intended_ms = wait_ms;
   }
 
   // Waits, keeping a read pending on the socket so that a client leaving is
@@ -783,7 +834,13 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     to(Phase::finished);
-    service_->finish_request(outcome, start_, deadline_, window_generation_);
+    TraceRecord* trace = nullptr;
+    if (trace_.generation != 0) {
+      trace_.outcome = outcome;
+      trace_.status = status_;
+      trace = &trace_;
+    }
+    service_->finish_request(outcome, start_, deadline_, window_generation_, trace);
   }
 
   // Lingering close: send FIN, then read and discard what the client still
@@ -854,6 +911,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point start_;
   std::optional<Clock::time_point> deadline_;
   std::uint64_t window_generation_ = 0;  // the plan's: 0 unless X-Orchlab-Phase: window
+  TraceRecord trace_;                    // filled only while trace_.generation != 0
   Clock::duration intended_{};
   Clock::time_point armed_at_;
   std::size_t drained_ = 0;
@@ -1040,6 +1098,18 @@ nlohmann::json MockFleet::stats(std::string_view service) const {
 
 void MockFleet::reset() {
   for (auto& s : impl_->services) s->reset();
+}
+
+nlohmann::json MockFleet::trace(std::string_view service) const {
+  return impl_->find(service)->trace();
+}
+
+void MockFleet::set_tracing(bool enabled, std::size_t max_records) {
+  if (max_records < 1 || max_records > kMaxTraceRecords) {
+    throw std::invalid_argument("orchlab-mock: max_records must be in [1, " +
+                                std::to_string(kMaxTraceRecords) + "]");
+  }
+  for (auto& s : impl_->services) s->set_trace(enabled, max_records);
 }
 
 void MockFleet::stop() {
