@@ -270,6 +270,11 @@ constexpr bool legal(Phase from, Phase to) {
   }
   return false;
 }
+// A request is counted once; a closing session serves nothing more; only a
+// watched wait notices a client leaving.
+static_assert(!legal(Phase::finished, Phase::finished) && !legal(Phase::aborted, Phase::aborted));
+static_assert(!legal(Phase::closing, Phase::idle) && !legal(Phase::closing, Phase::reading));
+static_assert(!legal(Phase::responding, Phase::aborted) && !legal(Phase::reading, Phase::aborted));
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
