@@ -34,6 +34,7 @@ using tcp = net::ip::tcp;        // from <boost/asio/ip/tcp.hpp>
 using detail::Clock;
 using detail::Outcome;
 using detail::ServiceState;
+using detail::TraceRecord;
 
 namespace {
 
@@ -178,6 +179,33 @@ std::optional<Rejection> parse_query(std::string_view query, Overrides& out) {
   return std::nullopt;
 }
 
+// POST /__trace's body, {"enabled": bool, "max_records": 1..kMaxTraceRecords}
+// (max_records optional), or the reason it is not one.
+std::optional<Rejection> parse_trace_request(std::string_view body, bool& enabled,
+                                             std::size_t& max_records) {
+  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Rejection{400, "trace: body is not a JSON object"};
+  }
+  for (const auto& [key, value] : j.items()) {
+    if (key == "enabled") {
+      if (!value.is_boolean()) return Rejection{400, "trace.enabled: must be true or false"};
+    } else if (key == "max_records") {
+      if (!value.is_number_unsigned() || value.get<std::uint64_t>() < 1 ||
+          value.get<std::uint64_t>() > kMaxTraceRecords) {
+        return Rejection{400, "trace.max_records: must be an integer in [1, " +
+                                  std::to_string(kMaxTraceRecords) + "]"};
+      }
+    } else {
+      return Rejection{400, "trace." + key + ": unknown key (enabled, max_records)"};
+    }
+  }
+  if (!j.contains("enabled")) return Rejection{400, "trace.enabled: required"};
+  enabled = j["enabled"].get<bool>();
+  max_records = j.value("max_records", kDefaultTraceRecords);
+  return std::nullopt;
+}
+
 // The parameters of a fault forced by ?fault=: those of the first configured
 // fault of that kind, else the FaultSpec defaults.
 FaultSpec forced_fault(const ServiceConfig& profile, FaultKind kind) {
@@ -190,6 +218,63 @@ FaultSpec forced_fault(const ServiceConfig& profile, FaultKind kind) {
 }
 
 // --- Session -------------------------------------------------------------------
+
+// Where a connection and its current request are. Every change goes through
+// Session::to(), which asserts that it is one of legal()'s (BOOST_ASSERT: on
+// in the -O0 sanitizer trees and the fuzz tree, off in Release).
+enum class Phase : std::uint8_t {
+  connected,        // accepted; nothing read yet
+  idle,             // between requests: waiting for a first byte (the idle timeout runs)
+  reading,          // a request is arriving (the header timeout runs)
+  replying,         // an uncounted reply (admin route, rejection) is being written
+  delaying,         // a counted request waits out its latency; the socket is watched
+  hanging,          // a hang fault waits out max_ms, then closes unanswered; watched
+  responding,       // the response (or a garbage fault's bytes) is being written
+  dribbling,        // slow_body: the head, then a piece per tick; watched
+  aborted,          // the watch saw the client leave: what is pending unwinds to finish()
+  write_timed_out,  // a write stalled past the write timeout: likewise
+  finished,         // the counted request ended and was counted, once
+  closing,          // lingering close: FIN sent, reading what the client still sends
+};
+
+constexpr bool legal(Phase from, Phase to) {
+  using enum Phase;
+  switch (from) {
+    case connected:
+      return to == idle;
+    case idle:
+      return to == reading || to == closing;
+    case reading:
+      // A counted request without a delay goes straight to its answer or
+      // fault; reset and close end it at once.
+      return to == replying || to == delaying || to == hanging || to == responding ||
+             to == dribbling || to == finished || to == closing;
+    case replying:
+      return to == idle || to == reading || to == closing;
+    case delaying:
+      return to == responding || to == dribbling || to == finished || to == aborted;
+    case hanging:
+      return to == finished || to == aborted;
+    case responding:  // not watched: a client leaving shows as a write error
+      return to == write_timed_out || to == finished;
+    case dribbling:
+      return to == aborted || to == write_timed_out || to == finished;
+    case aborted:  // a write timeout that fired as the client left still wins
+      return to == write_timed_out || to == finished;
+    case write_timed_out:
+      return to == finished;
+    case finished:
+      return to == idle || to == reading || to == closing;
+    case closing:
+      return false;
+  }
+  return false;
+}
+// A request is counted once; a closing session serves nothing more; only a
+// watched wait notices a client leaving.
+static_assert(!legal(Phase::finished, Phase::finished) && !legal(Phase::aborted, Phase::aborted));
+static_assert(!legal(Phase::closing, Phase::idle) && !legal(Phase::closing, Phase::reading));
+static_assert(!legal(Phase::responding, Phase::aborted) && !legal(Phase::reading, Phase::aborted));
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -218,13 +303,28 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // Every phase change. The operations an entered phase starts must find
+  // none of the previous request's still pending: a second read beside the
+  // watch read was a heap-use-after-free (see do_close).
+  void to(Phase next) {
+    BOOST_ASSERT_MSG(legal(phase_, next), "an illegal phase change of a mock session");
+    BOOST_ASSERT_MSG(!(next == Phase::idle || next == Phase::reading || next == Phase::closing ||
+                       next == Phase::finished) ||
+                         write_ == Write::none,
+                     "a write still pending");
+    BOOST_ASSERT_MSG(
+        !(next == Phase::idle || next == Phase::reading || next == Phase::closing) || !watching_,
+        "the watch read still pending");
+    phase_ = next;
+  }
+
   // -- reading a request --
 
   void do_read() {
     if (buffer_.size() == 0) {
       // Idle keep-alive wait: the idle timeout applies until a first byte.
+      to(Phase::idle);
       idle_since_ = Clock::now();
-      idle_ = true;
       watch_idle();
       stream_.socket().async_read_some(
           buffer_.prepare(4096),
@@ -251,20 +351,20 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_idle_timer(beast::error_code ec) {
     idle_timer_armed_ = false;
-    if (ec || !idle_) return;
+    if (ec || phase_ != Phase::idle) return;
     if (Clock::now() < idle_since_ + service_->shared().idle_timeout) return watch_idle();
     beast::error_code ignored;
     stream_.socket().cancel(ignored);  // on_first_bytes closes
   }
 
   void on_first_bytes(beast::error_code ec, std::size_t n) {
-    idle_ = false;
     if (ec) return do_close();  // idle timeout, EOF or reset between requests
     buffer_.commit(n);
     read_request();
   }
 
   void read_request() {
+    to(Phase::reading);
     parser_.emplace();
     parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(kMaxRequestBody);
@@ -378,6 +478,17 @@ class Session : public std::enable_shared_from_this<Session> {
       service_->reset();
       return json_reply(200, {{"reset", true}});
     }
+    if (path == "/__trace") {
+      if (method == http::verb::get) return json_reply(200, service_->trace());
+      if (method != http::verb::post) return wrong_method();
+      bool enabled = false;
+      std::size_t max_records = kDefaultTraceRecords;
+      if (auto rejection = parse_trace_request(req.body(), enabled, max_records)) {
+        return json_reply(rejection->status, {{"error", rejection->reason}});
+      }
+      service_->set_trace(enabled, max_records);
+      return json_reply(200, {{"enabled", enabled}, {"max_records", max_records}});
+    }
     if (path == "/__profile") {
       if (method == http::verb::get) return json_reply(200, to_json(*service_->profile()));
       if (method != http::verb::put) return wrong_method();
@@ -411,6 +522,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // A response that is not part of a counted request (admin, rejections).
   void write_small(std::string response, bool keep_alive) {
+    to(Phase::replying);
     out_ = std::move(response);
     stream_.expires_after(service_->shared().write_timeout);  // a client that stops reading
     net::async_write(stream_, net::buffer(out_),
@@ -426,12 +538,10 @@ class Session : public std::enable_shared_from_this<Session> {
              std::optional<Clock::time_point> deadline, bool window, const Overrides& overrides) {
     auto plan = service_->begin_request(key, window);
     window_generation_ = plan.window_generation;
+    trace_.generation = plan.trace_generation;
     const ServiceConfig& profile = *plan.profile;
     start_ = now;
     deadline_ = deadline;
-    aborted_ = false;
-    finished_ = false;
-    write_timed_out_ = false;
     status_ = overrides.status.value_or(200);
     body_bytes_ = overrides.body_bytes.value_or(profile.body_bytes);
     index_ = plan.index;
@@ -449,22 +559,34 @@ class Session : public std::enable_shared_from_this<Session> {
       if (overrides.bytes_per_s) fault_->bytes_per_s = *overrides.bytes_per_s;
     }
 
-    if (fault_ && fault_->kind == FaultKind::hang) {
-      // A hang replaces the latency: nothing is sent, ever.
-      return wait(std::chrono::duration<double, std::milli>(fault_->max_ms), false);
-    }
-    const double delay_ms = overrides.delay_ms
-                                ? *overrides.delay_ms
-                                : sample_latency_ms(profile.latency, profile.seed, plan.index);
-    if (delay_ms <= 0) return after_delay();
-    wait(std::chrono::duration<double, std::milli>(delay_ms), true);
+    // A hang replaces the latency: nothing is sent, ever.
+    const bool hang = fault_ && fault_->kind == FaultKind::hang;
+    const double wait_ms = hang ? fault_->max_ms
+                           : overrides.delay_ms
+                               ? *overrides.delay_ms
+                               : sample_latency_ms(profile.latency, profile.seed, plan.index);
+    if (trace_.generation != 0) start_trace(wait_ms);
+    const std::chrono::duration<double, std::milli> how_long(wait_ms);
+    if (hang) return wait(how_long, Phase::hanging);
+    if (wait_ms <= 0) return after_delay();
+    wait(how_long, Phase::delaying);
+  }
+
+  // What a traced request drew; finish() adds how it ended.
+  void start_trace(double wait_ms) {
+    trace_.key = index_;  // a traced request has a key, and draws by it
+    trace_.received = start_;
+    trace_.deadline = deadline_;
+    trace_.fault = fault_ ? std::optional(fault_->kind) : std::nullopt;
+    trace_.intended_ms = wait_ms;
   }
 
   // Waits, keeping a read pending on the socket so that a client leaving is
   // noticed at once (the timer is then cancelled and the abort counted).
-  void wait(std::chrono::duration<double, std::milli> how_long, bool measured) {
+  // `phase`: delaying (a latency, whose accuracy is measured) or hanging.
+  void wait(std::chrono::duration<double, std::milli> how_long, Phase phase) {
+    to(phase);
     intended_ = std::chrono::duration_cast<Clock::duration>(how_long);
-    measured_ = measured;
     armed_at_ = Clock::now();
     timer_.expires_after(intended_);
     timer_.async_wait(beast::bind_front_handler(&Session::on_wait, shared_from_this()));
@@ -472,13 +594,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_wait(beast::error_code ec) {
-    if (aborted_) return finish(Outcome::client_abort);
+    if (phase_ == Phase::aborted) return finish(Outcome::client_abort);
     if (ec) return;  // cancelled for shutdown
-    if (measured_) service_->record_delay_error(intended_, Clock::now() - armed_at_);
+    if (phase_ == Phase::delaying) {
+      service_->record_delay_error(intended_, Clock::now() - armed_at_);
+    }
     // The watch read must end before anything else reads the socket.
     stop_watch([self = shared_from_this()] {
-      if (self->aborted_) return self->finish(Outcome::client_abort);
-      if (self->fault_ && self->fault_->kind == FaultKind::hang) {
+      if (self->phase_ == Phase::aborted) return self->finish(Outcome::client_abort);
+      if (self->phase_ == Phase::hanging) {
         self->finish(Outcome::no_response);
         return self->do_close();
       }
@@ -488,6 +612,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void watch() {
     BOOST_ASSERT_MSG(!watching_, "a second read on the session's socket");
+    BOOST_ASSERT_MSG(
+        phase_ == Phase::delaying || phase_ == Phase::hanging || phase_ == Phase::dribbling,
+        "a watch read outside a wait");
     if (buffer_.size() >= kMaxPipelined) return;
     watching_ = true;
     stream_.socket().async_read_some(
@@ -515,9 +642,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The client closed or reset while the mock was waiting or dribbling.
   void client_left() {
-    aborted_ = true;
+    to(Phase::aborted);
     timer_.cancel();
-    if (writing_) {
+    if (write_ != Write::none) {
       beast::error_code ignored;
       stream_.socket().cancel(ignored);
     }
@@ -540,11 +667,12 @@ class Session : public std::enable_shared_from_this<Session> {
         stream_.socket().close(ignored);
         return finish(Outcome::no_response);
       case FaultKind::garbage:
+        to(Phase::responding);
         out_.assign(kGarbage);
         return timed_write(net::buffer(out_), [self = shared_from_this()](beast::error_code) {
-          self->finish(self->write_timed_out_ ? Outcome::write_timeout
-                       : self->aborted_       ? Outcome::client_abort
-                                              : Outcome::no_response);
+          // Not watched: a client that left shows as a write error.
+          self->finish(self->phase_ == Phase::write_timed_out ? Outcome::write_timeout
+                                                              : Outcome::no_response);
           self->do_close();
         });
       case FaultKind::slow_body:
@@ -565,6 +693,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void respond() {
+    to(Phase::responding);
     out_ = response_head();
     // A HEAD answer announces the body's length but carries no body.
     body_left_ = head_ ? 0 : body_bytes_;
@@ -586,8 +715,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_write(beast::error_code ec) {
-    if (ec || aborted_) {
-      finish(write_timed_out_ ? Outcome::write_timeout : Outcome::client_abort);
+    if (ec) {  // not watched: a client that left shows as a write error
+      finish(phase_ == Phase::write_timed_out ? Outcome::write_timeout : Outcome::client_abort);
       return do_close();
     }
     if (body_left_ > 0) return write_round(false);
@@ -599,6 +728,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Headers at once, then the body a piece per tick; the socket stays
   // watched so a client that gives up is noticed between pieces.
   void respond_slowly() {
+    to(Phase::dribbling);
     const double rate = fault_->bytes_per_s;
     dribble_piece_ = static_cast<std::size_t>(
         std::max(1.0, rate * std::chrono::duration<double>(kDribbleTick).count()));
@@ -612,8 +742,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_dribble_write(beast::error_code ec) {
-    if (ec || aborted_) {
-      return end_dribble(write_timed_out_ ? Outcome::write_timeout : Outcome::client_abort);
+    if (ec || phase_ == Phase::aborted) {
+      return end_dribble(phase_ == Phase::write_timed_out ? Outcome::write_timeout
+                                                          : Outcome::client_abort);
     }
     if (head_ || dribble_sent_ >= body_bytes_) return end_dribble(Outcome::completed);
     timer_.expires_after(dribble_interval_);
@@ -621,7 +752,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_dribble_tick(beast::error_code ec) {
-    if (aborted_) return end_dribble(Outcome::client_abort);
+    if (phase_ == Phase::aborted) return end_dribble(Outcome::client_abort);
     if (ec) return;
     const std::size_t n = std::min({dribble_piece_, body_bytes_ - dribble_sent_, kFillerBytes});
     dribble_sent_ += n;
@@ -631,7 +762,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Writes a counted request's response bytes. A write that has not ended
   // within the write timeout (the client stopped reading and the socket
-  // buffers are full) is cancelled: `write_timed_out_` tells the handler.
+  // buffers are full) is cancelled: the phase write_timed_out tells the handler.
   // The cancellation goes through a slot, not socket().cancel(): async_write
   // is a series of write_some calls, and an expiry that lands between two of
   // them finds no operation on the socket; the slot's state is checked before
@@ -663,13 +794,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   template <class Buffers, class Handler>
   void async_timed_write(const Buffers& buffers, Handler handler) {
-    writing_ = true;
+    write_ = Write::pending;
     const std::uint64_t generation = ++write_generation_;
     write_timer_.expires_after(service_->shared().write_timeout);
     write_timer_.async_wait([self = shared_from_this(), generation](beast::error_code ec) {
       // An expiry queued just as its write ended must not hit the next one.
-      if (ec || !self->writing_ || generation != self->write_generation_) return;
-      self->write_timed_out_ = true;
+      if (ec || self->write_ != Write::pending || generation != self->write_generation_) return;
+      self->write_ = Write::expired;
       self->write_cancel_.emit(net::cancellation_type::terminal);
     });
     net::async_write(
@@ -677,8 +808,13 @@ class Session : public std::enable_shared_from_this<Session> {
         net::bind_cancellation_slot(write_cancel_.slot(),
                                     [self = shared_from_this(), handler = std::move(handler)](
                                         beast::error_code ec, std::size_t) mutable {
-                                      self->writing_ = false;
+                                      const bool expired = self->write_ == Write::expired;
+                                      self->write_ = Write::none;
                                       self->write_timer_.cancel();
+                                      // The timeout is the cause only if the write did end short;
+                                      // it wins over a client leaving at the same time (it stopped
+                                      // reading first).
+                                      if (ec && expired) self->to(Phase::write_timed_out);
                                       handler(ec);
                                     }));
   }
@@ -689,16 +825,27 @@ class Session : public std::enable_shared_from_this<Session> {
       return do_close();
     }
     stop_watch([self = shared_from_this()] {
-      self->finish(self->aborted_ ? Outcome::client_abort : Outcome::completed);
-      if (self->aborted_ || !self->keep_alive_) return self->do_close();
+      const bool aborted = self->phase_ == Phase::aborted;
+      self->finish(aborted ? Outcome::client_abort : Outcome::completed);
+      if (aborted || !self->keep_alive_) return self->do_close();
       self->do_read();
     });
   }
 
   void finish(Outcome outcome) {
-    if (finished_) return;
-    finished_ = true;
-    service_->finish_request(outcome, start_, deadline_, window_generation_);
+    // Counted once; a second end would break the /__stats identity.
+    if (phase_ == Phase::finished) {
+      BOOST_ASSERT_MSG(false, "a request finished twice");
+      return;
+    }
+    to(Phase::finished);
+    TraceRecord* trace = nullptr;
+    if (trace_.generation != 0) {
+      trace_.outcome = outcome;
+      trace_.status = status_;
+      trace = &trace_;
+    }
+    service_->finish_request(outcome, start_, deadline_, window_generation_, trace);
   }
 
   // Lingering close: send FIN, then read and discard what the client still
@@ -710,6 +857,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // second's prepare() could reallocate under the first (heap-use-after-
     // free). end_dribble's write timeout came here with the watch running.
     if (watching_) return stop_watch([self = shared_from_this()] { self->do_close(); });
+    to(Phase::closing);
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.expires_after(kLingerTime);
@@ -718,6 +866,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void drain() {
     BOOST_ASSERT_MSG(!watching_, "a second read on the session's socket");
+    BOOST_ASSERT(phase_ == Phase::closing);
     buffer_.clear();
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
@@ -733,8 +882,6 @@ class Session : public std::enable_shared_from_this<Session> {
   net::steady_timer write_timer_;
   net::steady_timer idle_timer_;
   Clock::time_point idle_since_;
-  bool idle_ = false;  // waiting for a request's first byte
-  bool idle_timer_armed_ = false;
   net::cancellation_signal write_cancel_;  // bound to every timed_write
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -743,16 +890,24 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<net::const_buffer> buffers_;
   std::function<void()> resume_;
 
-  // The request being served.
+  Phase phase_ = Phase::connected;
+  // Asynchronous operations in flight. Not part of the phase: they overlap
+  // phases and outlive them. The watch read runs through delaying, hanging
+  // and dribbling, and may still be pending when the request has finished
+  // (a slow body cut off by the write timeout); the idle timer, armed once,
+  // stays pending through the requests served meanwhile.
+  bool watching_ = false;  // the watch read
+  // The asynchronous part of a timed_write: pending, or pending with its
+  // timeout fired and the cancellation on its way.
+  enum class Write : std::uint8_t { none, pending, expired };
+  Write write_ = Write::none;
+  bool idle_timer_armed_ = false;  // idle_timer_'s wait
+  std::uint64_t write_generation_ = 0;
+
+  // The request being served. Properties of its head, not steps of its
+  // life: any phase of a counted request may have either value.
   bool keep_alive_ = true;
   bool head_ = false;
-  bool aborted_ = false;
-  bool finished_ = false;
-  bool watching_ = false;
-  bool writing_ = false;
-  bool write_timed_out_ = false;
-  std::uint64_t write_generation_ = 0;
-  bool measured_ = false;
   int status_ = 200;
   std::size_t body_bytes_ = 0;
   std::size_t body_left_ = 0;  // not yet handed to a write round
@@ -761,6 +916,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point start_;
   std::optional<Clock::time_point> deadline_;
   std::uint64_t window_generation_ = 0;  // the plan's: 0 unless X-Orchlab-Phase: window
+  TraceRecord trace_;                    // filled only while trace_.generation != 0
   Clock::duration intended_{};
   Clock::time_point armed_at_;
   std::size_t drained_ = 0;
@@ -947,6 +1103,18 @@ nlohmann::json MockFleet::stats(std::string_view service) const {
 
 void MockFleet::reset() {
   for (auto& s : impl_->services) s->reset();
+}
+
+nlohmann::json MockFleet::trace(std::string_view service) const {
+  return impl_->find(service)->trace();
+}
+
+void MockFleet::set_tracing(bool enabled, std::size_t max_records) {
+  if (max_records < 1 || max_records > kMaxTraceRecords) {
+    throw std::invalid_argument("orchlab-mock: max_records must be in [1, " +
+                                std::to_string(kMaxTraceRecords) + "]");
+  }
+  for (auto& s : impl_->services) s->set_trace(enabled, max_records);
 }
 
 void MockFleet::stop() {

@@ -15,6 +15,11 @@ std::uint64_t to_us(Clock::duration d) {
 
 double to_ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
+// steady_clock is CLOCK_MONOTONIC on Linux: the clock of X-Orchlab-Deadline-Ns.
+std::int64_t to_ns(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
 }  // namespace
 
 // --- MicrosHistogram ---------------------------------------------------------
@@ -129,6 +134,7 @@ RequestPlan ServiceState::begin_request(std::optional<std::uint64_t> key, bool w
     ++window_.requests;
     window_.max_in_flight = std::max(window_.max_in_flight, ++window_.in_flight);
   }
+  if (trace_on_ && key) plan.trace_generation = trace_generation_;
   return plan;
 }
 
@@ -139,7 +145,7 @@ void ServiceState::count_fault(FaultKind kind) {
 
 void ServiceState::finish_request(Outcome outcome, Clock::time_point start,
                                   std::optional<Clock::time_point> deadline,
-                                  std::uint64_t window_generation) {
+                                  std::uint64_t window_generation, TraceRecord* trace) {
   const auto end = Clock::now();
   std::lock_guard lock(mu_);
   if (in_flight_ > 0) --in_flight_;
@@ -181,6 +187,14 @@ void ServiceState::finish_request(Outcome outcome, Clock::time_point start,
     count(window_.completed, window_.client_aborts, window_.no_response,
           window_.completed_after_deadline, window_.work_past_deadline_ms, window_.abort_lag_us,
           window_.abort_lead_us);
+  }
+  if (trace && trace->generation == trace_generation_) {
+    if (trace_.size() < trace_max_) {
+      trace->ended = end;  // the instant the statistics count too
+      trace_.push_back(*trace);
+    } else {
+      ++trace_dropped_;
+    }
   }
 }
 
@@ -274,6 +288,69 @@ void ServiceState::reset() {
   // A new window: requests of the old one still in flight end outside it.
   ++generation_;
   window_ = WindowTotals{};
+  // Likewise a new trace, on or off as it was.
+  ++trace_generation_;
+  trace_.clear();
+  trace_dropped_ = 0;
+}
+
+void ServiceState::set_trace(bool enabled, std::size_t max_records) {
+  std::vector<TraceRecord> old;
+  std::lock_guard lock(mu_);
+  trace_on_ = enabled;
+  trace_max_ = std::clamp<std::size_t>(max_records, 1, kMaxTraceRecords);
+  ++trace_generation_;
+  old.swap(trace_);  // freed after the unlock
+  trace_dropped_ = 0;
+}
+
+namespace {
+
+std::string_view end_name(const TraceRecord& r) {
+  switch (r.outcome) {
+    case Outcome::completed:
+      // Answered after the caller's deadline: it had given up; nobody read it.
+      return r.deadline && r.ended > *r.deadline ? "for_nobody" : "answered";
+    case Outcome::client_abort:
+      return "client_abort";
+    case Outcome::write_timeout:
+      return "write_timeout";
+    case Outcome::no_response:
+      return "no_response";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+nlohmann::json ServiceState::trace() const {
+  std::vector<TraceRecord> records;
+  nlohmann::json doc;
+  {
+    // Copied under the lock, written out after it: a long trace must not
+    // hold up the requests that end meanwhile.
+    std::lock_guard lock(mu_);
+    records = trace_;
+    doc = {{"service", name_},
+           {"enabled", trace_on_},
+           {"max_records", trace_max_},
+           {"recorded", trace_.size()},
+           {"dropped", trace_dropped_}};
+  }
+  auto& out = doc["records"] = nlohmann::json::array();
+  for (const auto& r : records) {
+    const bool answered = r.outcome == Outcome::completed;
+    out.push_back({{"service", name_},
+                   {"key", r.key},
+                   {"received_ns", to_ns(r.received)},
+                   {"deadline_ns", r.deadline ? nlohmann::json(to_ns(*r.deadline)) : nullptr},
+                   {"fault", r.fault ? nlohmann::json(std::string(fault_name(*r.fault))) : nullptr},
+                   {"intended_ms", r.intended_ms},
+                   {"end", std::string(end_name(r))},
+                   {"status", answered ? nlohmann::json(r.status) : nullptr},
+                   {"ended_ns", to_ns(r.ended)}});
+  }
+  return doc;
 }
 
 }  // namespace orchlab::mock::detail

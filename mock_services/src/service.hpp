@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "orchlab/mock/config.hpp"
 
@@ -80,6 +81,24 @@ struct RequestPlan {
   /// generation it began in. It ends in the window totals only if no reset
   /// came between (a reset starts a new window).
   std::uint64_t window_generation = 0;
+  /// Non-zero for a request to trace (tracing on and an X-Orchlab-Key): the
+  /// trace's generation it began in; it is recorded only if the trace was not
+  /// cleared or switched off meanwhile.
+  std::uint64_t trace_generation = 0;
+};
+
+/// One traced request (docs/mock.md, /__trace). Its session fills the start
+/// and how it ended; finish_request stamps `ended` and keeps it.
+struct TraceRecord {
+  std::uint64_t generation = 0;  ///< RequestPlan::trace_generation; 0: not traced
+  std::uint64_t key = 0;
+  Clock::time_point received;
+  std::optional<Clock::time_point> deadline;
+  std::optional<FaultKind> fault;
+  double intended_ms = 0;  ///< the latency drawn, or a hang's max_ms
+  Outcome outcome = Outcome::completed;
+  int status = 0;  ///< the status answered (outcome completed)
+  Clock::time_point ended;
 };
 
 /// The totals of the requests marked `X-Orchlab-Phase: window` since the
@@ -119,10 +138,11 @@ class ServiceState {
   /// Counts a fault chosen for a begun request.
   void count_fault(FaultKind kind);
   /// Ends a begun request. `deadline` is the caller's, if it sent one;
-  /// `window_generation` is its plan's.
+  /// `window_generation` is its plan's; `trace`, when the plan said to trace
+  /// it, is kept (with its end time) if there is room, else counted dropped.
   void finish_request(Outcome outcome, Clock::time_point start,
                       std::optional<Clock::time_point> deadline,
-                      std::uint64_t window_generation = 0);
+                      std::uint64_t window_generation = 0, TraceRecord* trace = nullptr);
   /// A request (or unparseable input) rejected with 4xx/5xx by the mock itself.
   void count_bad_request();
   void count_header_timeout();
@@ -140,7 +160,14 @@ class ServiceState {
   std::string prometheus() const;
   /// Counters to zero and the request index to 0. Requests and connections
   /// still open are carried over (requests = in_flight) so the identity holds.
+  /// Clears the trace's records too (tracing stays on or off).
   void reset();
+
+  /// Tracing on, with room for `max_records` (1..kMaxTraceRecords), or off;
+  /// clears the records and the dropped count either way.
+  void set_trace(bool enabled, std::size_t max_records);
+  /// The /__trace document.
+  nlohmann::json trace() const;
 
  private:
   const std::string name_;
@@ -171,6 +198,12 @@ class ServiceState {
   MicrosHistogram delay_error_us_;
   std::uint64_t generation_ = 1;  ///< +1 on every reset
   WindowTotals window_;
+
+  bool trace_on_ = false;
+  std::size_t trace_max_ = kDefaultTraceRecords;
+  std::uint64_t trace_generation_ = 1;  ///< +1 on every reset and set_trace
+  std::uint64_t trace_dropped_ = 0;
+  std::vector<TraceRecord> trace_;  ///< the first trace_max_ ended since the last clear
 };
 
 }  // namespace orchlab::mock::detail

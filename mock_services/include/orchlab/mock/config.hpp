@@ -17,6 +17,9 @@ namespace orchlab::mock {
 inline constexpr double kMaxDelayMs = 600000.0;                  // 10 minutes
 inline constexpr std::size_t kMaxBodyBytes = 16u * 1024 * 1024;  // 16 MiB
 inline constexpr std::size_t kMaxHeaderBytes = 8 * 1024;         // 8 KiB → 431
+/// Records a service keeps per trace (/__trace) unless told otherwise, and at most.
+inline constexpr std::size_t kDefaultTraceRecords = 10000;
+inline constexpr std::size_t kMaxTraceRecords = 1000000;
 
 /// A config that cannot be used: `field` is a JSON path such as
 /// "services[0].latency.p99_ms"; what() reads "<field>: <reason>".

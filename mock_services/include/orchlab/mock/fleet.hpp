@@ -53,8 +53,15 @@ class MockFleet {
   std::string url(std::string_view service) const;
   /// The service's /__stats document (same JSON as the HTTP route).
   nlohmann::json stats(std::string_view service) const;
-  /// POST /__reset on every service (counters to zero, request index to 0).
+  /// POST /__reset on every service (counters to zero, request index to 0,
+  /// trace records cleared).
   void reset();
+  /// The service's /__trace document (same JSON as the HTTP route).
+  nlohmann::json trace(std::string_view service) const;
+  /// POST /__trace on every service: tracing on with room for `max_records`
+  /// (1..kMaxTraceRecords, else std::invalid_argument) per service, or off;
+  /// clears the records either way. Off at start.
+  void set_tracing(bool enabled, std::size_t max_records = kDefaultTraceRecords);
   /// Stops accepting, closes connections, joins the threads. Idempotent.
   void stop();
 
