@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -286,7 +287,7 @@ std::unique_ptr<Journal> Journal::resume(const fs::path& path, const json& ident
   }
   std::size_t pos = 0;
   int line_no = 0;
-  bool dropped = false;
+  std::int64_t dropped = -1;  // bytes of a last line cut short
   while (pos < text.size()) {
     ++line_no;
     const auto nl = text.find('\n', pos);
@@ -333,11 +334,7 @@ std::unique_ptr<Journal> Journal::resume(const fs::path& path, const json& ident
                               " bytes), and it is not the last line: not a journal this run wrote");
       if (::ftruncate(j->fd_, static_cast<off_t>(pos)) != 0)
         io_error("cannot cut the partial last line off", path, errno);
-      j->notes_.push_back("resumed from " + path.string() + ": its last line (" +
-                          std::to_string(line.size()) +
-                          " bytes) was cut short by the end of the run that wrote it and was "
-                          "dropped; the repetition it held was run again");
-      dropped = true;
+      dropped = static_cast<std::int64_t>(line.size());
       text.resize(pos);
       break;
     }
@@ -351,9 +348,18 @@ std::unique_ptr<Journal> Journal::resume(const fs::path& path, const json& ident
   for (const auto& r : j->records_) repetitions += r.kind == RecordKind::repetition;
   json resumed = {{"at", date_now()},
                   {"repetitions_from_journal", repetitions},
-                  {"dropped_partial_line", dropped}};
+                  {"dropped_partial_line", dropped >= 0},
+                  {"dropped_bytes", std::max<std::int64_t>(dropped, 0)}};
   j->write_line(json{{"resumed", resumed}}.dump() + "\n");
   j->resumes_.push_back(std::move(resumed));
+  // Said in every later report of the run, not only the first resumed one.
+  for (const auto& r : j->resumes_)
+    if (r.value("dropped_partial_line", false))
+      j->notes_.push_back("resumed at " + r.value("at", std::string("?")) +
+                          ": the journal's last line (" +
+                          std::to_string(r.value("dropped_bytes", 0)) +
+                          " bytes) was cut short by the end of the run that wrote it and was "
+                          "dropped; the repetition it held was run again");
   return j;
 }
 
