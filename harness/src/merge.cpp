@@ -121,6 +121,7 @@ void add(Measurement& a, const Measurement& b, bool shared) {
     t.unreachable = total(t.unreachable, u.unreachable);
     t.abort_lag_p99_ms = both(t.abort_lag_p99_ms, u.abort_lag_p99_ms, most);
     t.max_in_flight = both(t.max_in_flight, u.max_in_flight, most);
+    t.max_open_connections = both(t.max_open_connections, u.max_open_connections, most);
   } else {
     a.server.reset();
   }

@@ -400,6 +400,8 @@ json benchmark_entry(const Measurement& m) {
   e["server_completed_after_deadline"] =
       server_val(srv ? m.server->completed_after_deadline : std::nullopt);
   e["server_max_in_flight"] = server_val(srv ? m.server->max_in_flight : std::nullopt);
+  e["server_max_open_connections"] =
+      server_val(srv ? m.server->max_open_connections : std::nullopt);
   e["server_unreachable"] = val(srv ? m.server->unreachable : 0, srv);
   e["callers"] = val(m.callers);
   e["window_start_unix_ns"] = val(m.window_start_unix_ns);
@@ -529,6 +531,7 @@ Measurement measurement_from_entry(const json& e) {
     t.work_past_deadline_ms = opt<double>(e, "server_work_past_deadline_ms");
     t.abort_lag_p99_ms = opt<double>(e, "server_abort_lag_p99_ms");
     t.max_in_flight = opt<std::uint64_t>(e, "server_max_in_flight");
+    t.max_open_connections = opt<std::uint64_t>(e, "server_max_open_connections");
     t.unreachable = e["server_unreachable"].get<int>();
     m.server = t;
   }

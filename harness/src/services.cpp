@@ -500,7 +500,8 @@ std::optional<ServerTotals> server_delta(const std::vector<StatsReading>& before
   // Every field starts known; a service that cannot give it makes the sum
   // unknown, since a total missing a part is not a total.
   ServerTotals t;
-  t.requests = t.client_aborts = t.completed_after_deadline = t.max_in_flight = 0;
+  t.requests = t.client_aborts = t.completed_after_deadline = t.max_in_flight =
+      t.max_open_connections = 0;
   t.work_past_deadline_ms = 0.0;
   // The abort lag is a quantile, not a total: the worst service's p99 among
   // those that saw an abort. Signed: negative when aborts came before the
@@ -515,6 +516,7 @@ std::optional<ServerTotals> server_delta(const std::vector<StatsReading>& before
       t.client_aborts.reset();
       t.completed_after_deadline.reset();
       t.max_in_flight.reset();
+      t.max_open_connections.reset();
       t.work_past_deadline_ms.reset();
       lag_known = false;
       t.notes.push_back("server_* fields are null where service " + a.service +
@@ -580,6 +582,15 @@ std::optional<ServerTotals> server_delta(const std::vector<StatsReading>& before
     } else {
       lacks("max_in_flight", "server_max_in_flight");
       t.max_in_flight.reset();
+    }
+    // Not a window count: every connection since the reset, warm-up's included.
+    if (const auto open = number(*a.doc, "max_open_connections")) {
+      if (t.max_open_connections)
+        t.max_open_connections =
+            std::max(*t.max_open_connections, static_cast<std::uint64_t>(*open));
+    } else {
+      lacks("max_open_connections", "server_max_open_connections");
+      t.max_open_connections.reset();
     }
   }
   if (!lag_known)

@@ -109,6 +109,23 @@ class GoDriverTest(unittest.TestCase):
         self.assertGreater(group["server_client_aborts"], 0)
         self.assertEqual(soup["server_client_aborts"], 0)
 
+    def test_the_transport_cap_or_gos_default(self):
+        # Claim 2 under the lab's cap and under Go's default transport: the soup's
+        # hung calls hold connections; capped at 4 per host, or piling up.
+        capped = dict(HANGS, name="capped", max_conns_per_host=4, concurrency=16)
+        default = dict(capped, name="uncapped", go_transport="default")
+        rc, report, err = run(["--scenario", self.scenario(capped), "--scenario", self.scenario(default),
+                               "--patterns", "go-channel-soup", "--go-driver", GO_DRIVER], self.dir)
+        self.assertEqual(rc, 0, err)
+        lab, = [e for e in entries(report, "go-channel-soup") if e["scenario"] == "capped"]
+        free, = [e for e in entries(report, "go-channel-soup") if e["scenario"] == "uncapped"]
+        self.assertEqual(lab["go_transport"]["mode"], "lab")
+        self.assertEqual(free["go_transport"]["mode"], "default")
+        self.assertEqual(report["lab"]["scenarios"]["uncapped"]["go_transport"], "default")
+        # The harness's own /__stats connection is one more.
+        self.assertLessEqual(lab["server_max_open_connections"], 4 + 1)
+        self.assertGreater(free["server_max_open_connections"], 4 + 1)
+
     def test_a_failing_driver_loses_only_its_cell(self):
         fake = os.path.join(self.dir, "crashing-driver")
         with open(fake, "w") as f:

@@ -41,7 +41,10 @@ struct ServerTotals {
   std::optional<double> work_past_deadline_ms;
   std::optional<double> abort_lag_p99_ms;      ///< the worst service's p99
   std::optional<std::uint64_t> max_in_flight;  ///< the busiest service's
-  int unreachable = 0;                         ///< services whose /__stats could not be read
+  /// The busiest service's peak of open connections: a pool cap shows as
+  /// its bound, no cap (Go's default transport) as connections piling up.
+  std::optional<std::uint64_t> max_open_connections;
+  int unreachable = 0;  ///< services whose /__stats could not be read
   /// Why a field is empty (which service, which field), for lab.notes.
   std::vector<std::string> notes;
 };
