@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <thread>
 #include <unordered_map>
 
 #include "orchlab/census.hpp"
@@ -28,6 +29,8 @@ using nlohmann::ordered_json;
 constexpr std::size_t kMockRecords = 50'000;
 // Calls the caller's side can record per repetition: half of 2^18 slots.
 constexpr std::size_t kTableLog2 = 18;
+// How long the services may take to end the requests still in flight.
+constexpr auto kSettle = std::chrono::milliseconds(1000);
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -151,7 +154,17 @@ void Tracer::untraced(const Cell& cell, const std::string& why) {
 
 void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
                  std::vector<OrchRecord> records, const Repetition& rep, Services& services) {
-  // The services' side, by service and key.
+  // The services' side, by service and key. A request the caller gave up on
+  // ends at the service when it notices the abort, which may be just after
+  // the drain: its record is read once nothing is in flight (bounded).
+  const auto until = std::chrono::steady_clock::now() + kSettle;
+  for (;;) {
+    bool idle = true;
+    for (const auto& r : services.stats())
+      if (r.doc && r.doc->value("in_flight", 0) > 0) idle = false;
+    if (idle || std::chrono::steady_clock::now() >= until) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   const auto docs = services.trace();
   services.set_tracing(false, kMockRecords);
   const std::size_t n_services = std::max<std::size_t>(1, services.urls().size());
