@@ -62,7 +62,11 @@ void stamp_task_end() {
   t_pending.table.reset();
 }
 
-std::string_view outcome_of(int error) { return to_string(static_cast<ReplyError>(error)); }
+// "answered", "http", "transport" or "cancelled".
+std::string outcome_of(int error) {
+  const auto e = static_cast<ReplyError>(error);
+  return e == ReplyError::none ? "answered" : std::string(to_string(e));
+}
 
 }  // namespace
 
@@ -166,6 +170,7 @@ void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   const auto docs = services.trace();
+  const std::int64_t read_ns = now_ns();
   services.set_tracing(false, kMockRecords);
   const std::size_t n_services = std::max<std::size_t>(1, services.urls().size());
   std::vector<std::unordered_map<std::uint64_t, const nlohmann::json*>> by_key(n_services);
@@ -313,7 +318,7 @@ void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
       ordered_json args = {{"key", std::to_string(key)}, {"service", service}};
       std::string label;
       if (reply == 0) {
-        // Still running when the drain gave up: drawn to the end of the drain.
+        // Still running when the drain gave up: drawn to when the trace was read.
         args["outcome"] = "no reply by the end of the drain";
         label = "call (no reply)";
       } else {
@@ -322,10 +327,10 @@ void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
         args["outcome"] = outcome_of(error);
         args["status"] = status ? ordered_json(status) : ordered_json(nullptr);
         args["after_return_ms"] = std::max<double>(0, static_cast<double>(reply - o->end_ns) / 1e6);
-        label =
-            "call: " + std::string(outcome_of(error)) + (reply > o->end_ns ? " (abandoned)" : "");
+        label = "call: " + outcome_of(error) + (status ? " " + std::to_string(status) : "") +
+                (reply > o->end_ns ? " (after the return)" : "");
       }
-      const std::int64_t call_end = reply ? reply : std::max(task_end, o->end_ns);
+      const std::int64_t call_end = reply ? reply : read_ns;
       span("orchlab.call", label, ctid, start, call_end, std::move(args));
       if (!mock[s]) continue;  // a foreign service: nothing is invented for it
       const auto it = by_key[s].find(key);
