@@ -9,6 +9,7 @@
 #   make demos        the Go demonstrations (patterns/go/demo): build, run, build/go/demos.json
 #   make bench        full default sweep + micro suite -> results/<UTC stamp>/
 #   make bench-quick  the same pipeline on a tiny sweep (under a minute)
+#   make bench RESUME=results/<stamp>  continue an interrupted bench from its journal
 #   make bench-scaling the scaling sweeps (fan-out, callers), out of make bench for time
 #   make bench-mock   orchlab-mock vs nginx under wrk (scripts/bench_mock.sh)
 #   make bench-client async-group CPU per call vs wrk per request (CLIENT_ROUNDS=3 CLIENT_S=4)
@@ -127,13 +128,13 @@ bench-build: deps build/release/CMakeCache.txt go
 	$(CMAKE) --build build/release -j $(JOBS) --target $(BENCH_TARGETS)
 
 bench: bench-build
-	scripts/bench.sh build/release results/$(STAMP) scenarios/default.json
+	scripts/bench.sh build/release $(or $(RESUME),results/$(STAMP)) scenarios/default.json $(if $(RESUME),--resume)
 
 bench-quick: bench-build
-	scripts/bench.sh build/release results/$(STAMP) scenarios/quick.json --quick
+	scripts/bench.sh build/release $(or $(RESUME),results/$(STAMP)) scenarios/quick.json --quick $(if $(RESUME),--resume)
 
 bench-scaling: bench-build
-	scripts/bench.sh build/release results/$(STAMP) scenarios/scaling.json --quick
+	scripts/bench.sh build/release $(or $(RESUME),results/$(STAMP)) scenarios/scaling.json --quick $(if $(RESUME),--resume)
 
 bench-mock: bench-build
 	scripts/bench_mock.sh build/release/mock_services/orchlab-mock

@@ -6,24 +6,32 @@
 #   claims 12 and 13) -> plot.py (plots/)
 #   -> claims.py (CLAIMS.md) -> report_html.py (index.html), then points
 #   results/latest at the folder.
-# Usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick]   (-h, --help: this text)
+# Usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick] [--resume]   (-h, --help: this text)
 #   BUILD_DIR  a configured and built tree (make bench uses build/release)
 #   OUT_DIR    the results folder to create, e.g. results/20260101T000000Z
 #   SCENARIO   scenario NAME or FILE for orchlab run (default sweep: scenarios/default.json)
 #   --quick    short microbenchmark runs too (make bench-quick)
+#   --resume   continue the orchlab run of OUT_DIR from its journal
+#              (OUT_DIR/report.json.journal; make bench RESUME=OUT_DIR), then
+#              the rest of the pipeline
 # A step whose program is missing is skipped with a note; an interrupted
-# orchlab run (Ctrl-C) still keeps the partial report and exits 130.
+# orchlab run (Ctrl-C) still keeps the partial report and exits 130. A run
+# that fails or is killed says first how to resume it.
 set -eu
 case "${1:-}" in -h | --help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 
-usage() { echo "usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick] [--resume]" >&2; exit 2; }
 [ $# -ge 3 ] || usage
 BUILD=$1 OUT=$2 SCENARIO=$3
-QUICK=0
-if [ $# -ge 4 ]; then
-  [ "$4" = "--quick" ] || usage
-  QUICK=1
-fi
+shift 3
+QUICK=0 RESUME=0
+for a in "$@"; do
+  case "$a" in
+    --quick) QUICK=1 ;;
+    --resume) RESUME=1 ;;
+    *) usage ;;
+  esac
+done
 PYTHON=${PYTHON:-/usr/bin/python3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ORCHLAB=$BUILD/harness/orchlab
@@ -35,13 +43,28 @@ mkdir -p "$OUT"
 
 note() { echo "bench: $*" >&2; }
 
-# 1. The sweep. 130 (Ctrl-C) keeps the partial report and ends the pipeline.
+# How to continue this bench from the journal of its orchlab run.
+case "$SCENARIO" in
+  scenarios/default.json | default) again="make bench RESUME=$OUT" ;;
+  scenarios/quick.json | quick) again="make bench-quick RESUME=$OUT" ;;
+  scenarios/scaling.json | scaling) again="make bench-scaling RESUME=$OUT" ;;
+  *) again="scripts/bench.sh $BUILD $OUT $SCENARIO$([ "$QUICK" -eq 1 ] && echo " --quick") --resume" ;;
+esac
+
+# 1. The sweep. 130 (Ctrl-C) keeps the partial report and ends the pipeline;
+# every finished repetition is in $OUT/report.json.journal either way.
 status=0
-"$ORCHLAB" run --scenario "$SCENARIO" --out "$OUT/report.json" || status=$?
+if [ "$RESUME" -eq 1 ]; then
+  [ -d "$OUT" ] || { echo "bench: --resume: no folder $OUT" >&2; exit 2; }
+  "$ORCHLAB" run --scenario "$SCENARIO" --resume "$OUT/report.json" || status=$?
+else
+  "$ORCHLAB" run --scenario "$SCENARIO" --out "$OUT/report.json" || status=$?
+fi
 if [ "$status" -ne 0 ] && [ "$status" -ne 130 ]; then
-  note "orchlab run failed (exit $status)"
+  note "orchlab run failed (exit $status); resume it with: $again"
   exit "$status"
 fi
+[ "$status" -eq 130 ] && note "orchlab run interrupted; resume it with: $again"
 
 if [ "$status" -eq 0 ]; then
   # 2. Microbenchmarks: Google Benchmark's own JSON.

@@ -23,15 +23,20 @@
 # Part 2, the harness: one `orchlab run --scenario flaky --patterns all`
 # process, SOAK2_REPS repetitions (default 4, at least 3), --duration sized
 # so that the run lasts about SOAK2_S seconds; its Threads and VmRSS are
-# sampled every 10 s and whenever a cell's progress line appears. The run
-# keeps every repetition's results (~100 kB) until it writes the report, so
-# its RSS over the whole run is shown, not judged; the rules compare
-# repetitions of one cell, which do the same work, and take a cell's first
-# repetition as its warm-up. Checks: the run exits 0 in time; the report is
-# JSON with every repetition in `benchmarks`, not interrupted; in every
-# cell, the RSS sampled during repetitions 3.. stays within 10 % of the
-# peak sampled during the second, and so does each repetition's own
-# rss_peak_kb (the harness's VmHWM) against the second's; the harness's own
+# sampled every 10 s and whenever a cell's progress line appears (shown).
+# The run keeps its results in its journal, not in memory, so its heap does
+# not grow with the repetitions it has done. Checks: the run exits 0 in time;
+# the report is JSON with every repetition in `benchmarks`, not interrupted;
+# memory: each C++ repetition's rss_baseline_kb (the harness's RSS after
+# malloc_trim, before the repetition's load) in run order, the first round
+# (one repetition of every cell: arenas and pools warm up) left out, has a
+# least-squares slope whose 95 % interval lies above 16 KiB per repetition
+# AND whose growth over the judged repetitions exceeds 1 MiB only when
+# something leaks: allocator noise (a few hundred kB either way) stays
+# inside the interval or the slack, a leak of 64 KiB per repetition
+# (ORCHLAB_TEST_LEAK_KB=64, a test hook of orchlab) does not. Per-cell
+# ratios of the sampled RSS and of rss_peak_kb are shown, not judged (they
+# read 1.1-1.3x on noise alone); the harness's own
 # threads at the end of each repetition (threads_end, after its drain,
 # minus the calls still running by design, leaked_tasks_end) are the same
 # (+-1) after every repetition of a cell with nothing left running and at
@@ -48,6 +53,8 @@
 #              default 500; 0 = back to back), SOAK_PARTS ("1 2", "1" or
 #              "2"), MOCK_THREADS (orchlab-mock --threads, default 2),
 #              SOAK2_REPS (part 2 repetitions, default 4),
+#              ORCHLAB_TEST_LEAK_KB=K (orchlab leaks K KiB per repetition:
+#              the memory check must then fail),
 #              SOAK_KEEP=1 (keep the work directory with samples and logs).
 set -euo pipefail
 case "${1:-}" in -h | --help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
@@ -327,7 +334,8 @@ EOF
 # --- part 2: one orchlab run over minutes ------------------------------------
 part2() {
   local npat d reps="${SOAK2_REPS:-4}" est
-  npat=$("$ORCHLAB" list | awk '/^Patterns:/ { p = 1; next } /^[A-Z]/ { p = 0 } p && NF { n++ } END { print n + 0 }')
+  # "Patterns (runtime):"; the go-* exhibits count only when their driver is built.
+  npat=$("$ORCHLAB" list | awk '/^Patterns/ { p = 1; next } /^[A-Z]/ { p = 0 } p && NF && !/not built/ { n++ } END { print n + 0 }')
   (( npat > 0 )) || npat=8
   # One repetition of every cell takes about npat * duration plus ~6.5 s: the
   # three patterns that wait for hung calls drain for up to ~2 s each. A few
@@ -390,7 +398,7 @@ samples = [(float(t), int(kb), int(th) if th != "-" else None, int(c), float(la)
 ends = {int(k): float(t) for k, t in (l.split() for l in open(sys.argv[6]) if l.strip())}
 if samples:
     out("p2 orchlab VmRSS sampled (first..max..last)", "%d..%d..%d kB" % (samples[0][1], max(s[1] for s in samples),
-        samples[-1][1]), "- (grows ~100 kB a repetition: results kept for the report)", None)
+        samples[-1][1]), "- (judged by the slope below)", None)
     ths = [s[2] for s in samples if s[2] is not None]
     out("p2 orchlab OS threads sampled (min..max)", "%d..%d" % (min(ths), max(ths)) if ths else "-", "-", None)
     out("p2 load average (1 min) over the samples (min..max)", "%.2f..%.2f" % (min(s[4] for s in samples),
@@ -417,8 +425,7 @@ for k in range(1, npat + 1):
     if max(later) / max(ref) > worst:
         worst, where = max(later) / max(ref), "cell %d: %d/%d kB" % (k, max(later), max(ref))
 out("p2 VmRSS sampled in repetitions 3.. / peak in repetition 2, per cell (worst; %d of %d cells sampled in both)"
-    % (judged, npat), "x%.3f (%s)" % (worst, where) if judged else "no samples", "<=1.10x",
-    (worst <= 1.10) if judged else (None if int(sys.argv[7]) < 300 else False))
+    % (judged, npat), "x%.3f (%s)" % (worst, where) if judged else "no samples", "- (noise: see the slope)", None)
 try:
     with open(path) as f:
         doc = json.load(f)
@@ -451,8 +458,33 @@ def worst_vs(ref_index):
 worst, where = worst_vs(0)
 out("p2 rss_peak_kb of repetitions 2.. / repetition 1 (the warm-up; worst)", "x%.3f (%s)" % (worst, where), "-", None)
 worst, where = worst_vs(1)
-out("p2 rss_peak_kb of repetitions 3.. / repetition 2, per cell (worst)", "x%.3f (%s)" % (worst, where), "<=1.10x",
-    worst <= 1.10)
+out("p2 rss_peak_kb of repetitions 3.. / repetition 2, per cell (worst)", "x%.3f (%s)" % (worst, where),
+    "- (noise: see the slope)", None)
+# Growth, not noise: the harness's RSS before each C++ repetition (a Go
+# repetition's baseline is its driver's), in run order, after the first round.
+SLOPE_SLACK_KB, GROWTH_SLACK_KB = 16.0, 1024.0
+runs = sorted((b for b in it if b.get("runtime") != "go" and b.get("rss_baseline_kb") is not None
+               and b.get("window_start_unix_ns") is not None), key=lambda b: b["window_start_unix_ns"])
+ncells = len({b["name"] for b in runs})
+ys = [float(b["rss_baseline_kb"]) for b in runs[ncells:]]
+n = len(ys)
+if n >= 6:
+    xs = list(range(n))
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    resid = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys))
+    se = (resid / (n - 2) / sxx) ** 0.5
+    z, df = 1.959964, n - 2  # t quantile 0.975 (Cornish-Fisher from the normal's)
+    t = z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+    lo, hi = slope - t * se, slope + t * se
+    grew = slope * (n - 1)
+    leaking = lo > SLOPE_SLACK_KB and grew > GROWTH_SLACK_KB
+    out("p2 harness RSS before each repetition: slope over %d repetitions after the first round (%d..%d kB)"
+        % (n, min(ys), max(ys)), "%+.1f kB/rep [%+.1f, %+.1f] 95%%, %+.0f kB over the run" % (slope, lo, hi, grew),
+        "not (lower > %d kB/rep and growth > %d kB)" % (SLOPE_SLACK_KB, GROWTH_SLACK_KB), not leaking)
+else:
+    out("p2 harness RSS before each repetition: slope", "%d repetitions after the first round" % n, ">= 6", False)
 # Threads: at the end of a repetition (after its drain), OS threads minus the
 # calls still running by design (the anti-patterns' leaked calls, counted by the
 # census) are the harness's own threads. In a cell where nothing is left running

@@ -196,6 +196,12 @@ std::string usage() {
          "                           threads than a quarter of what the system can\n"
          "                           create (for runs under limits of your own:\n"
          "                           scripts/unbounded.sh)\n"
+         "        --resume      <R>  Continue the run whose report is R (a file, or a\n"
+         "                           folder holding report.json) from its journal\n"
+         "                           R.journal: the repetitions it holds are not run\n"
+         "                           again; the same command, build, seed and shard\n"
+         "                           only (else exit 2). The report goes to R unless\n"
+         "                           --out says otherwise\n"
          "    -q, --quiet            No progress on stderr\n"
          "    -h, --help             Print this help\n"
          "    -v, --version          Print the version\n"
@@ -251,6 +257,7 @@ Command parse_command_line(int argc, const char* const* argv) {
   }
   auto& run = cmd.run;
   for (; i < args.size(); ++i) {
+    const std::size_t first = i;
     std::string flag = args[i];
     std::string value;
     bool has_inline = false;
@@ -356,9 +363,18 @@ Command parse_command_line(int argc, const char* const* argv) {
     } else if (flag == "-q" || flag == "--quiet") {
       if (has_inline) throw UsageError("--quiet takes no value");
       run.quiet = true;
+    } else if (flag == "--resume") {
+      run.resume = take();
+      if (run.resume.empty()) throw UsageError("--resume: needs a report or its folder");
     } else {
       throw UsageError("unknown option \"" + args[i] + "\"");
     }
+    // Where the report goes, what is shown and the seed (checked on its
+    // own) do not change what a run measures.
+    if (flag != "-o" && flag != "--out" && flag != "-q" && flag != "--quiet" && flag != "--seed" &&
+        flag != "--resume")
+      run.identity_args.insert(run.identity_args.end(), args.begin() + static_cast<long>(first),
+                               args.begin() + static_cast<long>(i) + 1);
   }
   // A Kubernetes Indexed Job gives each pod JOB_COMPLETION_INDEX; the count
   // is ours to set. Flags win over the environment.

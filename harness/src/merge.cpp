@@ -28,115 +28,14 @@ struct Shard {
 
 [[noreturn]] void refuse(const std::string& why) { throw MergeError(why); }
 
-std::uint64_t u64(const json& e, const char* key) {
-  return e.contains(key) && e[key].is_number() ? e[key].get<std::uint64_t>() : 0;
-}
-std::int64_t i64(const json& e, const char* key) {
-  return e.contains(key) && e[key].is_number() ? e[key].get<std::int64_t>() : 0;
-}
-double dbl(const json& e, const char* key) {
-  return e.contains(key) && e[key].is_number() ? e[key].get<double>() : 0.0;
-}
-template <class T>
-std::optional<T> opt(const json& e, const char* key) {
-  if (!e.contains(key) || e[key].is_null()) return std::nullopt;
-  return e[key].get<T>();
-}
-
-LogHistogram histogram(const Shard& s, const json& e, const char* name) {
-  const auto& h = e["histograms"];
-  if (!h.contains(name)) return {};
-  std::string why;
-  auto out = histogram_from_json(h[name], why);
-  if (!out) refuse(s.file + ": " + e.value("name", "?") + ": histograms." + name + ": " + why);
-  return *out;
-}
-
 // One benchmarks[] entry of a shard, back into the measurement it was
-// written from.
+// written from; a histogram that is not one refuses the shard.
 Measurement measurement_of(const Shard& s, const json& e) {
-  Measurement m;
-  m.scenario = e.value("scenario", "");
-  m.pattern = e.value("pattern", "");
-  m.runtime = e.contains("runtime") && e["runtime"].is_string() ? e["runtime"].get<std::string>()
-                                                                : runtime_of(m.pattern);
-  m.fanout = e.value("fanout", 0);
-  m.concurrency = e.value("concurrency", 0);
-  m.deadline_ms = e.value("deadline_ms", 0);
-  m.repetitions = e.value("repetitions", 1);
-  m.repetition_index = e.value("repetition_index", 0);
-  m.family_index = e.value("family_index", 0);
-  m.per_family_instance_index = e.value("per_family_instance_index", 0);
-  if (e.contains("infeasible") && e["infeasible"].is_string()) {
-    m.infeasible = e["infeasible"].get<std::string>();
-    return m;
+  try {
+    return measurement_from_entry(e);
+  } catch (const std::invalid_argument& err) {
+    refuse(s.file + ": " + err.what());
   }
-  if (!e.contains("histograms"))
-    refuse(s.file + ": " + e.value("name", "?") +
-           " has no histograms (a report of an orchlab without them cannot be merged exactly)");
-  m.latency_ns = histogram(s, e, "latency_ns");
-  m.overshoot_ns = histogram(s, e, "overshoot_ns");
-  m.pool_measured = e["histograms"].contains("pool_wait_ns");
-  if (m.pool_measured) m.pool_wait_ns = histogram(s, e, "pool_wait_ns");
-  m.warmup_s = dbl(e, "warmup_s");
-  m.window_s = dbl(e, "window_s");
-  m.wall_s = dbl(e, "wall_s");
-  m.orchestrations = u64(e, "iterations");
-  m.completed_in_window = u64(e, "completed_in_window");
-  m.complete = u64(e, "complete");
-  m.partial = u64(e, "partial");
-  m.failed = u64(e, "failed");
-  m.timed_out = u64(e, "timed_out");
-  m.orchestrations_threw = u64(e, "orchestrations_threw");
-  m.first_throw_ms = opt<double>(e, "first_throw_ms");
-  m.calls = u64(e, "calls");
-  m.call_ok = u64(e, "call_ok");
-  m.call_http_errors = u64(e, "call_http_errors");
-  m.call_transport_errors = u64(e, "call_transport_errors");
-  m.call_cancelled = u64(e, "call_cancelled");
-  m.call_unanswered = u64(e, "call_unanswered");
-  m.open_loop = e.contains("target_rate");
-  m.target_rate = dbl(e, "target_rate");
-  m.starts_late = u64(e, "starts_late");
-  m.starts_expired = u64(e, "starts_expired");
-  m.leaked_tasks_at_return = u64(e, "leaked_tasks_at_return");
-  m.leaked_tasks_end = i64(e, "leaked_tasks_end");
-  m.zombie_task_s = dbl(e, "zombie_task_s");
-  m.late_completions = u64(e, "late_completions");
-  m.threads_baseline = i64(e, "threads_baseline");
-  m.threads_peak = i64(e, "threads_peak");
-  m.threads_end = i64(e, "threads_end");
-  m.live_tasks_peak = i64(e, "live_tasks_peak");
-  m.drain_ms = dbl(e, "drain_ms");
-  m.drained = e.value("drained", true);
-  m.pool_exhausted = u64(e, "pool_exhausted");
-  m.lock_wait_ns = u64(e, "lock_wait_ns");
-  m.lock_contended = u64(e, "lock_contended");
-  m.cpu_s = dbl(e, "cpu_s");
-  m.ctx_switches_voluntary = i64(e, "ctx_switches_voluntary");
-  m.ctx_switches_involuntary = i64(e, "ctx_switches_involuntary");
-  m.rss_baseline_kb = i64(e, "rss_baseline_kb");
-  m.rss_peak_kb = i64(e, "rss_peak_kb");
-  m.callers = e.value("callers", 0);
-  m.window_start_unix_ns = i64(e, "window_start_unix_ns");
-  // A driver's exhibit: no profiled lock, no threads_end; what describes the
-  // runtime (not one process's counts) carries over.
-  m.lock_measured = e.contains("lock_wait_ns") && !e["lock_wait_ns"].is_null();
-  m.threads_end_measured = e.contains("threads_end") && !e["threads_end"].is_null();
-  for (const char* f : {"driver", "exhibit_form", "go_version", "gomaxprocs", "go_transport"})
-    if (e.contains(f)) m.runtime_fields[f] = e[f];
-  if (e.contains("server_unreachable") && !e["server_unreachable"].is_null()) {
-    ServerTotals t;
-    t.requests = opt<std::uint64_t>(e, "server_requests");
-    t.client_aborts = opt<std::uint64_t>(e, "server_client_aborts");
-    t.completed_after_deadline = opt<std::uint64_t>(e, "server_completed_after_deadline");
-    t.work_past_deadline_ms = opt<double>(e, "server_work_past_deadline_ms");
-    t.abort_lag_p99_ms = opt<double>(e, "server_abort_lag_p99_ms");
-    t.max_in_flight = opt<std::uint64_t>(e, "server_max_in_flight");
-    t.unreachable = e["server_unreachable"].get<int>();
-    m.server = t;
-  }
-  return m;
 }
 
 // Both known: combined; either unknown: unknown.

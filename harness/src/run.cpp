@@ -16,6 +16,7 @@
 #include "orchlab/census.hpp"
 #include "orchlab/harness/driver.hpp"
 #include "orchlab/harness/external.hpp"
+#include "orchlab/harness/journal.hpp"
 #include "orchlab/harness/progress.hpp"
 #include "orchlab/harness/report.hpp"
 #include "orchlab/harness/scenario.hpp"
@@ -53,8 +54,10 @@ void install_signal_handlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
-  // A peer that closes mid-write must be an error code, not a dead process.
+  // A peer that closes mid-write must be an error code, not a dead process;
+  // so must a journal or report past a file-size limit.
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN);
 }
 
 std::string utc_stamp() {
@@ -230,13 +233,14 @@ void check_services(Services& services, const Cell& cell, int repetition, Measur
 
 // Drives every cell, repetitions interleaved: repetition 1 of every cell of a
 // scenario (in a shuffled order), then repetition 2, and so on. Returns false
-// when interrupted. Finished repetitions are appended to `done` grouped by
-// cell, in sweep order (a cell cut short by an interrupt keeps the
-// repetitions it finished). A service child that died is added to
+// when interrupted. Each finished repetition is appended to `journal` and its
+// record's index to `by_cell[cell]`, in repetition order (a cell cut short
+// keeps the repetitions it finished); a repetition the journal already holds
+// (--resume) is taken from it, not run. A service child that died is added to
 // `service_errors`.
 bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& cells,
                const RunOptions& options, const DriverLookup& go_driver, std::uint64_t shuffle_seed,
-               Progress& progress, std::vector<Measurement>& done,
+               Progress& progress, Journal& journal, std::vector<std::vector<std::size_t>>& by_cell,
                std::vector<std::string>& service_errors, trace::Tracer* tracer) {
   std::vector<int> family_of(cells.size()), instance_of(cells.size());
   {
@@ -248,12 +252,8 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
       instance_of[i] = instances[family]++;
     }
   }
-  std::vector<std::vector<Measurement>> by_cell(cells.size());
+  by_cell.assign(cells.size(), {});
   std::vector<bool> failed(cells.size(), false);  // a driver's cell that failed a repetition
-  auto flush = [&] {
-    for (auto& reps : by_cell)
-      for (auto& m : reps) done.push_back(std::move(m));
-  };
   std::size_t step = 0;
   // Sharded: slot k of the run begins at the common start plus the slots
   // before it, on this host's steady clock.
@@ -261,12 +261,36 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
       options.start_at_unix_ns ? steady_ns() + (*options.start_at_unix_ns - unix_ns()) : 0;
   double slot_offset_s = 0;
   for (const auto& sc : scenarios) {
+    // A scenario the journal holds in full starts no services.
+    bool journaled = true;
+    for (std::size_t i = 0; i < cells.size() && journaled; ++i) {
+      if (cells[i].scenario != &sc) continue;
+      RecordKind kind;
+      if (journal.find_verdict(cells[i].name(), kind)) continue;
+      for (int r = 0; r < sc.repetitions && journaled; ++r)
+        journaled = journal.find(cells[i].name(), r).has_value();
+    }
     // One service set per scenario; reset (POST /__reset) before each repetition.
-    auto services = start_services(sc, options);
+    auto services = journaled ? nullptr : start_services(sc, options);
     std::vector<std::size_t> runnable, all;
     for (std::size_t i = 0; i < cells.size(); ++i) {
       if (cells[i].scenario != &sc) continue;
       all.push_back(i);
+      // Resumed: a cell the journal says was not measured stays so, in the
+      // same place of the order (a dropped cell was runnable).
+      RecordKind verdict;
+      if (const auto rec = journal.find_verdict(cells[i].name(), verdict)) {
+        by_cell[i] = {*rec};
+        if (verdict == RecordKind::dropped) {
+          runnable.push_back(i);
+          failed[i] = true;
+        }
+        continue;
+      }
+      if (journaled) {
+        runnable.push_back(i);
+        continue;
+      }
       // A shard's part of the cell is what must fit this machine.
       Cell part = cells[i];
       part.concurrency = shard_callers(part.concurrency, options.shard_index, options.shard_count);
@@ -283,7 +307,7 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         Measurement m = cell_identity(cell, family_of[i], instance_of[i]);
         m.infeasible = *reason;
         progress.end_cell(repetition_summary(m));
-        by_cell[i].push_back(std::move(m));
+        by_cell[i].push_back(journal.append(m, RecordKind::infeasible));
       } else {
         runnable.push_back(i);
       }
@@ -295,10 +319,7 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
       const auto order =
           repetition_order(options.sharded ? all : runnable, shuffle_seed, sc.name, r);
       for (std::size_t i : order) {
-        if (g_interrupted.load()) {
-          flush();
-          return false;
-        }
+        if (g_interrupted.load()) return false;
         const Cell& cell = cells[i];
         std::optional<std::int64_t> slot_start, slot_end;
         if (options.start_at_unix_ns) {
@@ -309,6 +330,10 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         if (std::find(runnable.begin(), runnable.end(), i) == runnable.end()) continue;
         if (failed[i]) {
           ++step;  // its repetitions are accounted for in the progress
+          continue;
+        }
+        if (const auto rec = journal.find(cell.name(), r)) {
+          by_cell[i].push_back(*rec);  // resumed: measured before the run was cut short
           continue;
         }
         progress.begin_cell(step++, cell.name(), planned_repetition_seconds(cell));
@@ -353,10 +378,7 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         bool complete = false;
         auto m = driver ? run_driver_repetition(env, *go_driver.path, r, complete)
                         : run_repetition(env, r, complete);
-        if (!complete) {
-          flush();
-          return false;
-        }
+        if (!complete) return false;
         progress.end_cell(repetition_summary(m));
         if (m.infeasible) {
           // A driver that failed once is not trusted for the cell: its
@@ -366,13 +388,12 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
             m.notes.push_back(cell.name() + ": " + std::to_string(by_cell[i].size()) +
                               " earlier repetition(s) were measured and dropped with the cell");
           m.repetition_index = 0;
-          by_cell[i].clear();
-          by_cell[i].push_back(std::move(m));
+          by_cell[i] = {journal.append(m, RecordKind::dropped)};
           failed[i] = true;
           if (!options.quiet)
             std::cerr << (::isatty(STDERR_FILENO) == 1 ? "\r\033[K" : "")
-                      << "orchlab: " << cell.name()
-                      << " is infeasible: " << *by_cell[i].back().infeasible << std::endl;
+                      << "orchlab: " << cell.name() << " is infeasible: " << *m.infeasible
+                      << std::endl;
           continue;
         }
         check_services(*services, cell, r, m, service_errors);
@@ -380,11 +401,10 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         // of services the shards share sees every shard's calls: merge checks.
         if (!(options.sharded && options.services == RunOptions::ServicesMode::remote))
           refuse_impossible(m);
-        by_cell[i].push_back(std::move(m));
+        by_cell[i].push_back(journal.append(m, RecordKind::repetition));
       }
     }
   }
-  flush();
   return true;
 }
 
@@ -464,8 +484,9 @@ int run_command(const RunOptions& options, const char* argv0) {
       }
     }
   }
-  if (options.start_at_unix_ns) {
-    // A start long past means the shards' windows could not line up.
+  if (options.start_at_unix_ns && options.resume.empty()) {
+    // A start long past means the shards' windows could not line up (a
+    // resumed shard's start is past by design: it waits for its next slot).
     const double late_s = static_cast<double>(unix_ns() - *options.start_at_unix_ns) / 1e9;
     const double window_s = cells.empty() ? 0.0 : cells.front().scenario->duration_s;
     if (late_s > window_s) {
@@ -486,14 +507,59 @@ int run_command(const RunOptions& options, const char* argv0) {
     }
     tracer = std::make_unique<trace::Tracer>(options.trace);
   }
+  const bool resuming = !options.resume.empty();
+  const fs::path resumed_report = resuming ? resume_report_path(options.resume) : fs::path();
   const bool to_stdout = options.out == "-";
-  const bool default_out = options.out.empty();
-  const fs::path out =
-      default_out ? fs::path("results") / utc_stamp() / "report.json" : fs::path(options.out);
+  const bool default_out = options.out.empty() && !resuming;
+  const fs::path out = !options.out.empty() ? fs::path(options.out)
+                       : resuming           ? resumed_report
+                                            : fs::path("results") / utc_stamp() / "report.json";
 
-  // 2. Drive every cell (each repetition drains before the next).
+  // 2. The journal: the run's identity, then every finished repetition,
+  // beside the report (--out -: in a temporary file). --resume continues
+  // the journal of the same run, its seed and date included.
   RunInfo info;
-  info.date = date_now();
+  std::unique_ptr<Journal> journal;
+  {
+    const fs::path journal_path = resuming    ? fs::path(resumed_report.string() + ".journal")
+                                  : to_stdout ? fs::path()
+                                              : fs::path(out.string() + ".journal");
+    std::optional<nlohmann::ordered_json> existing;
+    try {
+      if (resuming) existing = Journal::read_identity(journal_path);
+      if (resuming && !existing)
+        std::cerr << "orchlab: --resume " << options.resume << ": no journal at "
+                  << journal_path.string()
+                  << " (the run ended before its first line): running it from the start\n";
+      // Shards shuffle alike: unless --seed says otherwise, the seed is the
+      // start instant, which every shard was given.
+      info.shuffle_seed =
+          options.shuffle_seed ? *options.shuffle_seed
+          : existing && (*existing)["shuffle_seed"].is_number_unsigned()
+              ? (*existing)["shuffle_seed"].get<std::uint64_t>()
+          : options.start_at_unix_ns
+              ? static_cast<std::uint64_t>(*options.start_at_unix_ns / 1'000'000'000)
+              : std::random_device{}();
+      info.date = existing ? existing->value("date", date_now()) : date_now();
+      const auto identity = run_identity(options, describe_scenarios(scenarios, options),
+                                         info.shuffle_seed, info.date);
+      journal = existing               ? Journal::resume(journal_path, identity)
+                : journal_path.empty() ? Journal::anonymous(identity)
+                                       : Journal::create(journal_path, identity);
+    } catch (const JournalMismatch& e) {
+      std::cerr << "orchlab: --resume " << options.resume << ": " << e.what() << "\n";
+      return 2;
+    } catch (const JournalError& e) {
+      std::cerr << "orchlab: " << e.what() << "\n";
+      return 1;
+    }
+    for (const auto& n : journal->notes()) std::cerr << "orchlab: note: " << n << "\n";
+    if (existing && !options.quiet)
+      std::cerr << "orchlab: resuming " << journal_path.string() << ": " << journal->recovered()
+                << " record(s) from the journal\n";
+  }
+
+  // 3. Drive every cell (each repetition drains before the next).
   install_signal_handlers();
   sys::raise_fd_limit();
   // The host before anything of the run loads it: the load average read
@@ -514,16 +580,12 @@ int run_command(const RunOptions& options, const char* argv0) {
   double planned = 0;
   std::size_t steps = 0;
   for (const auto& c : cells) {
-    planned += c.scenario->repetitions *
-               (options.start_at_unix_ns ? slot_seconds(c) : planned_repetition_seconds(c));
-    steps += static_cast<std::size_t>(c.scenario->repetitions);
+    for (int r = 0; r < c.scenario->repetitions; ++r) {
+      if (journal->find(c.name(), r)) continue;  // resumed: not run again
+      planned += options.start_at_unix_ns ? slot_seconds(c) : planned_repetition_seconds(c);
+      ++steps;
+    }
   }
-  // Shards shuffle alike: unless --seed says otherwise, the seed is the start
-  // instant, which every shard was given.
-  info.shuffle_seed = options.shuffle_seed ? *options.shuffle_seed
-                      : options.start_at_unix_ns
-                          ? static_cast<std::uint64_t>(*options.start_at_unix_ns / 1'000'000'000)
-                          : std::random_device{}();
   if (options.sharded) {
     ShardInfo shard;
     shard.index = options.shard_index;
@@ -543,28 +605,39 @@ int run_command(const RunOptions& options, const char* argv0) {
                 << "waiting " << wait_s << " s for the start at "
                 << iso8601_utc(*options.start_at_unix_ns) << std::endl;
   }
-  std::vector<Measurement> done;
+  std::vector<std::vector<std::size_t>> by_cell;
   std::vector<std::string> service_errors;
   bool finished = false;
+  std::optional<std::string> failure;
   {
     Progress progress(steps, planned, options.quiet);
     try {
-      finished = drive_all(scenarios, cells, options, go_driver, info.shuffle_seed, progress, done,
-                           service_errors, tracer.get());
+      finished = drive_all(scenarios, cells, options, go_driver, info.shuffle_seed, progress,
+                           *journal, by_cell, service_errors, tracer.get());
     } catch (const std::exception& e) {
+      // What finished is in the journal: the report of it is written below.
       progress.finish();
+      failure = e.what();
       std::cerr << "orchlab: run failed: " << e.what() << "\n";
-      return 1;
     }
   }
 
-  // 3. Report: what finished, atomically.
+  // 4. Report: what finished, read back from the journal, atomically.
   info.executable = sys::executable(argv0);
   info.command_line = options.command_line;
   info.interrupted = !finished;
-  info.runtimes = runtimes_json(go_driver, done);
   try {
-    const auto doc = build_report(info, done, describe_scenarios(scenarios, options));
+    std::vector<Measurement> done;
+    for (const auto& records : by_cell)
+      for (const auto index : records) done.push_back(journal->read(index));
+    info.runtimes = runtimes_json(go_driver, done);
+    auto doc = build_report(info, done, describe_scenarios(scenarios, options));
+    doc["context"]["resumed"] = journal->resumes();
+    auto& notes = doc["lab"]["notes"];
+    for (const auto& n : journal->notes()) notes.push_back(n);
+    if (failure)
+      notes.push_back("error: the run failed: " + *failure +
+                      "; this report holds the repetitions that finished before it");
     if (to_stdout)
       write_report(std::cout, doc);
     else
@@ -586,6 +659,10 @@ int run_command(const RunOptions& options, const char* argv0) {
   if (!options.quiet && !to_stdout)
     std::cerr << "orchlab: report written to " << out.string() << (finished ? "" : " (interrupted)")
               << "\n";
+  if (!finished && !journal->path().empty())
+    std::cerr << "orchlab: to finish the run: the same command with --resume "
+              << journal->path().string().substr(0, journal->path().string().size() - 8) << "\n";
+  if (failure) return 1;
   if (!finished) return 130;
   // A mock child that died is said again last, where it is not lost among
   // the progress lines, and fails the run: the report is complete but its

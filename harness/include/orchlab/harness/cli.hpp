@@ -42,6 +42,12 @@ struct RunOptions {
   /// (recorded in the report's context either way).
   std::optional<std::uint64_t> shuffle_seed;
   std::string command_line;  ///< argv joined, for the report context
+  /// The arguments after `run` that decide what is measured: all but
+  /// --out, --quiet, --seed and --resume (the run's identity in its journal).
+  std::vector<std::string> identity_args;
+  /// --resume DIR|REPORT: continue the run whose journal is REPORT.journal
+  /// (DIR: DIR/report.json); empty: a new run.
+  std::string resume;
   /// --shard I/N (else JOB_COMPLETION_INDEX and ORCHLAB_SHARD_COUNT): this
   /// process drives callers or starts I, I+N, ... of every cell.
   bool sharded = false;

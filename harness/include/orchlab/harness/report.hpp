@@ -203,6 +203,19 @@ int refuse_impossible(Measurement& m);
 /// One benchmarks[] entry for a repetition.
 nlohmann::ordered_json benchmark_entry(const Measurement& m);
 
+/// The measurement benchmark_entry(m) was written from: every field the
+/// entry carries (the histograms too) and the driver fields merge keeps
+/// (driver, exhibit_form, go_version, gomaxprocs, go_transport); not the
+/// series, the notes or the server's notes, which the entry does not hold.
+/// Throws std::invalid_argument, naming the entry, when a histogram is not
+/// one or a run entry has none.
+Measurement measurement_from_entry(const nlohmann::ordered_json& e);
+
+/// The build a report comes from (context.orchlab_version, git_sha,
+/// build_type, compiler, sanitizer), as one object: a run's journal is
+/// resumed by the same build only.
+nlohmann::ordered_json build_json();
+
 /// The _mean, _median, _stddev and _cv entries of one cell's repetitions
 /// (none when fewer than two ran, as Google Benchmark does). Latency
 /// percentiles in _mean come from the histograms merged over the repetitions.
