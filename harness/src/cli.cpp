@@ -179,6 +179,10 @@ std::string usage() {
          "    -o, --out         <F>  Report file (default:\n"
          "                           results/<UTC stamp>/report.json + results/latest;\n"
          "                           - writes it to stdout)\n"
+         "        --trace       <F>  Also write a Chrome trace-event JSON (Perfetto,\n"
+         "                           chrome://tracing) of sampled orchestrations of each\n"
+         "                           cell's first repetition: its span, its calls' and\n"
+         "                           the services' spans (docs/analysis.md, Traces)\n"
          "        --shard     <I/N>  Drive shard I of N (I from 0): callers or open-loop\n"
          "                           starts I, I+N, ... of every cell, same cells, seeds\n"
          "                           and call keys as one process; needs --start-at.\n"
@@ -343,6 +347,9 @@ Command parse_command_line(int argc, const char* const* argv) {
     } else if (flag == "-o" || flag == "--out") {
       run.out = take();
       if (run.out.empty()) throw UsageError("--out: needs a file name");
+    } else if (flag == "--trace") {
+      run.trace = take();
+      if (run.trace.empty()) throw UsageError("--trace: needs a file name");
     } else if (flag == "--shard") {
       const auto [index, count] = parse_shard(take(), "--shard");
       run.sharded = true;

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "orchlab/census.hpp"
+#include "orchlab/harness/trace.hpp"
 #include "orchlab/http_client.hpp"
 #include "orchlab/profiled_mutex.hpp"
 
@@ -49,6 +50,7 @@ struct CallerStats {
   std::string first_throw;           ///< what the first one said
   std::vector<std::uint64_t> started, finished;
   std::int64_t last_end_ns = 0;
+  std::vector<trace::OrchRecord> traced;  ///< traced repetitions: the window's orchestrations
 
   void bump(std::vector<std::uint64_t>& v, std::int64_t since_t0_ns) {
     const auto i = static_cast<std::size_t>(std::max<std::int64_t>(0, since_t0_ns) / kBucketNs);
@@ -112,6 +114,8 @@ struct Load {
   std::int64_t deadline_ns;
   std::vector<std::string> call_urls;  // call i goes to call_urls[i % size]
   Schedule* schedule = nullptr;        // open loop
+  const Fetch* fetch = nullptr;        // env->fetch, or its traced wrapper
+  std::size_t trace_records = 0;       // traced: each caller's bound of OrchRecords (0: off)
 };
 
 Plan make_plan(const Load& load) {
@@ -160,10 +164,11 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
   Outcome out;
   bool threw = false;
   std::string what;
+  int live_at_return = 0;
   {
     census::Scope scope;
     try {
-      out = load.env->pattern->run(plan, load.env->fetch);
+      out = load.env->pattern->run(plan, *load.fetch);
     } catch (const std::exception& e) {
       // E.g. std::system_error from a thread that could not be created.
       threw = true;
@@ -172,11 +177,15 @@ void orchestrate(const Load& load, int caller, std::uint64_t seq, std::int64_t i
       threw = true;
       what = "an exception that is not a std::exception";
     }
-    scope.mark_returned();
+    live_at_return = scope.mark_returned();
   }
   const std::int64_t end = now_ns();
+  if (load.trace_records) trace::forget_pending();
   if (!counts) return;  // warm-up: run, not counted
   record(load, s, intended_ns, end);
+  if (s.traced.size() < load.trace_records)
+    s.traced.push_back({intended_ns, start, end, seq, caller, live_at_return,
+                        threw ? Verdict::failed : out.verdict, threw});
   s.calls += plan.calls.size();
   if (threw) {
     ++s.failed;
@@ -452,6 +461,11 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
 
   // Reset, then snapshot everything the measurement is a delta of.
   const auto stats_before = begin_repetition(env, m);
+  // Traced: the services record from here, the calls through a wrapper.
+  std::unique_ptr<trace::Repetition> traced;
+  if (env.tracer)
+    traced = env.tracer->begin(*env.services, env.fetch,
+                               shard_callers(cell.concurrency, env.shard_index, env.shard_count));
   if (env.client) env.client->reset_stats();
   env.pattern->reset_pool_stats();
   // This repetition's orchestrations count into a ledger of their own:
@@ -471,6 +485,8 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   load.repetition = repetition_index;
   load.deadline_ns = static_cast<std::int64_t>(sc.deadline_ms) * 1'000'000;
   load.call_urls = env.services->urls();  // as given, path and query included
+  load.fetch = traced && traced->fetch ? &traced->fetch : &env.fetch;
+  if (traced) load.trace_records = std::max<std::size_t>(1, traced->records_per_caller);
   m.warmup_s = warmup_seconds(sc);
   m.window_s = sc.duration_s;
   load.warmup_start_ns = now_ns();
@@ -648,6 +664,15 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   ser.os_threads = sampler.os_threads;
   ser.live_tasks.resize(buckets, census1.live_tasks);
   ser.os_threads.resize(buckets, os_thread_count());
+
+  if (traced) {
+    std::vector<trace::OrchRecord> records;
+    for (auto& s : per_caller) {
+      records.insert(records.end(), s.traced.begin(), s.traced.end());
+      std::vector<trace::OrchRecord>().swap(s.traced);
+    }
+    env.tracer->end(cell, m, repetition_index, std::move(records), *traced, *env.services);
+  }
 
   complete = !was_interrupted;
   return m;

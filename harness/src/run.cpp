@@ -22,6 +22,7 @@
 #include "orchlab/harness/scenario.hpp"
 #include "orchlab/harness/services.hpp"
 #include "orchlab/harness/system.hpp"
+#include "orchlab/harness/trace.hpp"
 #include "orchlab/http_client.hpp"
 #include "orchlab/mock/config.hpp"
 #include "orchlab/pattern.hpp"
@@ -240,7 +241,7 @@ void check_services(Services& services, const Cell& cell, int repetition, Measur
 bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& cells,
                const RunOptions& options, const DriverLookup& go_driver, std::uint64_t shuffle_seed,
                Progress& progress, Journal& journal, std::vector<std::vector<std::size_t>>& by_cell,
-               std::vector<std::string>& service_errors) {
+               std::vector<std::string>& service_errors, trace::Tracer* tracer) {
   std::vector<int> family_of(cells.size()), instance_of(cells.size());
   {
     std::map<std::string, int> families;   // "scenario/pattern" -> family_index
@@ -367,6 +368,13 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         // own (embedded) services by the shard.
         env.reset_services = !options.sharded || options.shard_index == 0 ||
                              options.services != RunOptions::ServicesMode::remote;
+        // --trace: each cell's first repetition.
+        if (tracer && r == 0) {
+          if (driver)
+            tracer->untraced(cell, "its calls are made by the driver's process (docs/drivers.md)");
+          else
+            env.tracer = tracer;
+        }
         bool complete = false;
         auto m = driver ? run_driver_repetition(env, *go_driver.path, r, complete)
                         : run_repetition(env, r, complete);
@@ -488,6 +496,17 @@ int run_command(const RunOptions& options, const char* argv0) {
       return 2;
     }
   }
+  // A trace that could not be written is found now, not after the run.
+  std::unique_ptr<trace::Tracer> tracer;
+  if (!options.trace.empty()) {
+    try {
+      trace::check_path(options.trace);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "orchlab: " << e.what() << "\n";
+      return 2;
+    }
+    tracer = std::make_unique<trace::Tracer>(options.trace);
+  }
   const bool resuming = !options.resume.empty();
   const fs::path resumed_report = resuming ? resume_report_path(options.resume) : fs::path();
   const bool to_stdout = options.out == "-";
@@ -594,7 +613,7 @@ int run_command(const RunOptions& options, const char* argv0) {
     Progress progress(steps, planned, options.quiet);
     try {
       finished = drive_all(scenarios, cells, options, go_driver, info.shuffle_seed, progress,
-                           *journal, by_cell, service_errors);
+                           *journal, by_cell, service_errors, tracer.get());
     } catch (const std::exception& e) {
       // What finished is in the journal: the report of it is written below.
       progress.finish();
@@ -626,6 +645,15 @@ int run_command(const RunOptions& options, const char* argv0) {
   } catch (const std::exception& e) {
     std::cerr << "orchlab: " << e.what() << "\n";
     return 1;
+  }
+  if (tracer) {
+    try {
+      tracer->write();
+      if (!options.quiet) std::cerr << "orchlab: trace written to " << tracer->path() << "\n";
+    } catch (const std::exception& e) {
+      std::cerr << "orchlab: " << e.what() << "\n";
+      return 1;
+    }
   }
   if (default_out) point_latest(out.parent_path());
   if (!options.quiet && !to_stdout)

@@ -494,6 +494,37 @@ std::vector<StatsReading> Services::stats() const {
   return out;
 }
 
+std::vector<bool> Services::set_tracing(bool on, std::size_t max_records) const {
+  std::vector<bool> out;
+  const std::string body = json{{"enabled", on}, {"max_records", max_records}}.dump();
+  for (const auto& origin : origins_) {
+    auto cli = admin_client(origin);
+    auto res = cli.Post("/__trace", body, "application/json");
+    bool mock = false;
+    if (res && res->status == 200) {
+      const auto doc = json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+      mock = doc.is_object() && doc.value("enabled", !on) == on;
+    }
+    out.push_back(mock);
+  }
+  return out;
+}
+
+std::vector<std::optional<nlohmann::json>> Services::trace() const {
+  std::vector<std::optional<nlohmann::json>> out;
+  for (const auto& origin : origins_) {
+    auto cli = admin_client(origin);
+    auto res = cli.Get("/__trace");
+    std::optional<json> doc;
+    if (res && res->status == 200) {
+      auto d = json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+      if (d.is_object() && d.contains("records") && d["records"].is_array()) doc = std::move(d);
+    }
+    out.push_back(std::move(doc));
+  }
+  return out;
+}
+
 std::optional<ServerTotals> server_delta(const std::vector<StatsReading>& before,
                                          const std::vector<StatsReading>& after) {
   if (after.empty()) return std::nullopt;

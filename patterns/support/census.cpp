@@ -53,6 +53,13 @@ Global& global() {
 
 thread_local std::shared_ptr<Orchestration> t_current;
 
+// Off by default: one relaxed-enough load per task end.
+std::atomic<TaskEndHook> g_task_end_hook{nullptr};
+
+void task_ended() {
+  if (const auto hook = g_task_end_hook.load(std::memory_order_acquire)) hook();
+}
+
 }  // namespace
 
 Ledger::Ledger() : counters_(std::make_shared<Counters>()) {}
@@ -203,6 +210,8 @@ void note_completion() { note_completion(t_current.get()); }
 
 Totals totals() { return read(global()); }
 
+void set_task_end_hook(TaskEndHook hook) { g_task_end_hook.store(hook, std::memory_order_release); }
+
 bool wait_idle(std::chrono::milliseconds timeout) {
   auto& g = global();
   std::unique_lock lock(g.idle_mutex);
@@ -222,6 +231,7 @@ void go(std::function<void()> f) {
       auto body = std::move(f);
       body();
     }
+    census::task_ended();
     // Unregister last: once the census reads zero, nothing `f` owned is alive.
     task.reset();
   }).detach();
@@ -237,6 +247,7 @@ std::jthread spawn_tracked(std::function<void(std::stop_token)> f) {
       auto body = std::move(f);
       body(std::move(stop));
     }
+    census::task_ended();
     task.reset();
   });
 }

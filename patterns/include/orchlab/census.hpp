@@ -142,6 +142,14 @@ void uninstall_ledger();
 /// when the census drained.
 bool wait_idle(std::chrono::milliseconds timeout);
 
+/// Called on a task's own thread as its body ends (go(), spawn_tracked()),
+/// just before the census counts it finished. The harness's tracer uses it to
+/// stamp the end of the task that made a call (docs/analysis.md, "Traces").
+using TaskEndHook = void (*)();
+/// Installs `hook` for every task from now on (nullptr: none, the default).
+/// NOTE: a task ending while the hook is replaced calls the old or the new one.
+void set_task_end_hook(TaskEndHook hook);
+
 }  // namespace census
 
 /// The lab's `go` statement: runs `f` on a new detached thread registered in

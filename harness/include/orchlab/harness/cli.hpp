@@ -31,6 +31,9 @@ struct RunOptions {
   std::string mock_binary;                ///< --mock-binary; empty: find_mock_binary()'s search
   std::string go_driver;                  ///< --go-driver; empty: find_go_driver()'s search
   std::string out;                        ///< empty: results/<UTC stamp>/report.json
+  /// --trace FILE: Chrome trace-event JSON of sampled orchestrations of
+  /// each cell's first repetition; empty: no trace.
+  std::string trace;
   bool quiet = false;
   /// false (--no-thread-budget): run thread-per-call cells the thread
   /// estimate would refuse as infeasible.

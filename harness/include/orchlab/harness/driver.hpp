@@ -22,6 +22,10 @@ class Client;
 
 namespace orchlab::harness {
 
+namespace trace {
+class Tracer;
+}
+
 /// What one cell needs to run its repetitions.
 struct CellEnv {
   const Cell* cell = nullptr;
@@ -58,6 +62,10 @@ struct CellEnv {
   /// false: leave the services' counters alone (shards sharing services:
   /// shard 0 resets them); the measurement is a delta either way.
   bool reset_services = true;
+  /// Set: this repetition is traced (orchlab run --trace): its calls and
+  /// orchestrations are recorded and its samples handed to the tracer after
+  /// the drain.
+  trace::Tracer* tracer = nullptr;
 };
 
 /// Between a slot's start and its load: the reset and every shard's reading

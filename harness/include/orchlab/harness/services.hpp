@@ -91,6 +91,17 @@ class Services {
   void reset();
   /// GET /__stats of every service, at its origin.
   std::vector<StatsReading> stats() const;
+  /// How notes name each service, in urls() order: the mock service's name,
+  /// or the URL as given.
+  const std::vector<std::string>& names() const { return names_; }
+  /// POST /__trace {"enabled": on, "max_records": max_records} on every
+  /// service (docs/mock.md): per service, whether it answered as an
+  /// orchlab-mock does. A foreign service answers otherwise (404, nothing)
+  /// and is left alone.
+  std::vector<bool> set_tracing(bool on, std::size_t max_records) const;
+  /// GET /__trace of every service: its records (docs/mock.md), or nullopt
+  /// for a service that gave no trace document.
+  std::vector<std::optional<nlohmann::json>> trace() const;
 
  private:
   Services() = default;
