@@ -73,8 +73,8 @@ if [ "$status" -eq 0 ]; then
     # machine spreads over every benchmark instead of landing on one; claims.py
     # takes its intervals over them (5 in make bench, 4 in bench-quick: the
     # fewest for a 95 % Hodges-Lehmann interval).
-    if [ "$QUICK" -eq 1 ]; then min_time=0.01 reps=4; else min_time=0.1 reps=5; fi
-    note "microbenchmarks: $reps interleaved repetitions of ${min_time}s each (about a minute)"
+    if [ "$QUICK" -eq 1 ]; then min_time=0.01 reps=4; else min_time=0.05 reps=5; fi
+    note "microbenchmarks: $reps interleaved repetitions of ${min_time}s each (about half a minute)"
     "$MICRO" --benchmark_min_time=$min_time --benchmark_repetitions=$reps \
       --benchmark_enable_random_interleaving=true --benchmark_out="$OUT/micro.json" \
       --benchmark_out_format=json >/dev/null || note "orchlab-micro failed; continuing without micro.json"

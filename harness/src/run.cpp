@@ -464,13 +464,13 @@ int run_command(const RunOptions& options, const char* argv0) {
     }
   }
   const auto cells = expand_cells(scenarios);
-  if (!go_driver.path && !options.quiet)
-    for (const auto& c : cells)
-      if (is_driver_pattern(c.pattern)) {
-        std::cerr << "orchlab: warning: the go-* cells are infeasible: " << go_driver.why_not
-                  << "\n";
-        break;
-      }
+  if (!go_driver.path && !options.quiet) {
+    const bool named = std::any_of(cells.begin(), cells.end(),
+                                   [](const Cell& c) { return is_driver_pattern(c.pattern); });
+    std::cerr << (named ? "orchlab: warning: the go-* cells are infeasible: "
+                        : "orchlab: note: \"all\" leaves out the go-* exhibits: ")
+              << go_driver.why_not << "\n";
+  }
   if (options.sharded) {
     // Every shard must drive someone in every cell: a cell of C callers
     // splits into at most C shards.
