@@ -367,6 +367,8 @@ CAUSES = [
     ("OS threads peak", "thread cost", lambda e: _num_or_none(e.get("threads_peak"))),
     ("tasks in flight peak (census)", "tasks in flight", lambda e: _num_or_none(e.get("live_tasks_peak"))),
     ("goroutines peak", "goroutines", lambda e: _num_or_none(e.get("goroutines_peak"))),
+    ("open connections peak at the busiest service", "connections held: a pool cap's bound, or none",
+     lambda e: _num_or_none(e.get("server_max_open_connections"))),
     ("pool exhausted per orchestration", "pool cap",
      lambda e: _div(_num_or_none(e.get("pool_exhausted")), _num_or_none(e.get("iterations")))),
     ("pool wait p99 (ms)", "pool cap",
