@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -114,6 +115,30 @@ ProcCpu proc_cpu(pid_t pid) {
   }
   c.ok = true;
   return c;
+}
+
+// write(2) to a pipe whose reader is gone, without the SIGPIPE that would
+// end a process that has not ignored it (a test binary, a program linking
+// the harness): the signal is blocked in this thread for the call, and one
+// it raised is taken before it is unblocked. EPIPE is the answer then.
+ssize_t write_no_sigpipe(int fd, const char* data, std::size_t size) {
+  sigset_t pipe_only, old;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  sigset_t pending;
+  sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+  const ssize_t n = ::write(fd, data, size);
+  const int saved = errno;
+  if (n < 0 && saved == EPIPE && !was_pending) {
+    const timespec zero{0, 0};
+    while (sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = saved;
+  return n;
 }
 
 std::string signal_name(int sig) {
@@ -599,7 +624,7 @@ Measurement run_driver_repetition(const CellEnv& env, const std::string& driver_
     for (int k = 0; k < n; ++k) {
       if (!fds[k].revents) continue;
       if (fds[k].fd == in_fd) {
-        const auto w = ::write(in_fd, input.data() + written, input.size() - written);
+        const auto w = write_no_sigpipe(in_fd, input.data() + written, input.size() - written);
         if (w > 0) written += static_cast<std::size_t>(w);
         if ((w < 0 && errno != EAGAIN) || written == input.size()) {
           ::close(in_fd);  // EPIPE: it stopped reading; what it says comes on stdout/stderr

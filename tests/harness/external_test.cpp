@@ -284,7 +284,7 @@ class FakeDriverTest : public ::testing::Test {
     return all;
   }
   fs::path dir_;
-  Scenario sc_;
+  Scenario sc_, open_;
   Cell cell_;
   std::unique_ptr<Services> services_;
   CellEnv env_;
@@ -345,6 +345,23 @@ TEST_F(FakeDriverTest, GarbageAndBadExitsAreInfeasibleNamingWhat) {
   m = run(script("cat >/dev/null; cat " + (dir_ / "m.json").string()));
   ASSERT_TRUE(m.infeasible);
   EXPECT_NE(m.infeasible->find("no field \"histograms\""), std::string::npos) << *m.infeasible;
+}
+
+TEST_F(FakeDriverTest, ADriverThatReadsNothingIsNotASignal) {
+  // An open loop of 100,000 starts is over a megabyte of input, more than a
+  // pipe holds: the driver exits without reading it, and the rest of the
+  // write meets a closed pipe. EPIPE, not SIGPIPE (this test binary does not
+  // ignore it).
+  open_ = parse_scenario(json::parse(R"({"name": "o", "mode": "open", "rate": 200000,
+      "concurrency": 1000, "duration_s": 0.5, "warmup_s": 0, "deadline_ms": 50,
+      "services": [{"name": "a", "latency": {"dist": "fixed", "ms": 1}}],
+      "patterns": ["go-errgroup"]})"),
+                         "test", known());
+  Cell cell = cell_of(open_);
+  env_.cell = &cell;
+  const auto m = run(script("echo 'orchlab-go: no' >&2; exit 2"));
+  ASSERT_TRUE(m.infeasible);
+  EXPECT_NE(m.infeasible->find("status 2"), std::string::npos) << *m.infeasible;
 }
 
 }  // namespace

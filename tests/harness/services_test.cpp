@@ -142,6 +142,7 @@ json full_stats(int requests, int aborts, double lag_p99, int max_in_flight) {
           {"work_past_deadline_ms", 1000.0},
           {"abort_lag_ms", {{"count", 1}, {"p99", 1000.0}}},
           {"max_in_flight", max_in_flight},
+          {"max_open_connections", max_in_flight + 1},
           {"window",
            {{"requests", requests},
             {"client_aborts", aborts},
@@ -159,6 +160,7 @@ TEST(ServerDeltaTest, SumsDeltasAndTakesTheWorstService) {
   EXPECT_EQ(t->client_aborts, 3u + 2u);
   EXPECT_EQ(t->abort_lag_p99_ms, 9.0);
   EXPECT_EQ(t->max_in_flight, 5u);
+  EXPECT_EQ(t->max_open_connections, 6u);  // the busiest service's peak, not a sum
   EXPECT_EQ(t->unreachable, 0);
   EXPECT_TRUE(t->notes.empty());
 }
