@@ -5,11 +5,10 @@
 
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "orchlab/mock/config.hpp"  // FleetConfig, ServiceConfig, ConfigError, parse_*
 
@@ -17,15 +16,15 @@ namespace orchlab::mock {
 
 /// Process-level server options (the orchlab-mock command line).
 struct ServerOptions {
-  int threads = 1;                        ///< io_context threads
-  std::size_t max_connections = 20000;    ///< per process; beyond: accept + close, counted
+  int threads = 1;                      ///< io_context threads
+  std::size_t max_connections = 20000;  ///< per process; beyond: accept + close, counted
   std::chrono::milliseconds header_timeout{10000};  ///< whole request head must arrive within it
   std::chrono::milliseconds idle_timeout{60000};    ///< keep-alive idle limit
   /// Each 1 MiB of a response (or one slow_body piece) must be sent within
   /// it; a client that stopped reading is closed, counted in write_timeouts
   /// (and client_aborts).
   std::chrono::milliseconds write_timeout{30000};
-  bool allow_remote = false;              ///< permit binding outside 127/8 and ::1
+  bool allow_remote = false;  ///< permit binding outside 127/8 and ::1
 };
 
 /// One started service.
