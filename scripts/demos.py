@@ -22,6 +22,8 @@ import time
 
 PROG = "demos.py"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from orchlab_py.gotool import go_env, go_version  # noqa: E402
 GO_MODULE = os.path.join(ROOT, "patterns", "go")
 FORMAT = 1
 # id, the program's directory under patterns/go, whether it is built with -race, and the
@@ -51,25 +53,6 @@ def create_parser():
                    help="seconds a build or a run may take before it is stopped (default: 60)")
     p.add_argument("--only", metavar="ID[,ID]", help="run these demonstrations only (default: all)")
     return p
-
-
-def go_env():
-    """The environment the Makefile gives Go: offline, build cache in build/go/cache."""
-    env = dict(os.environ)
-    env.setdefault("GOFLAGS", "-mod=mod")
-    env["GOPROXY"], env["GOSUMDB"] = "off", "off"
-    env.setdefault("GOCACHE", os.path.join(ROOT, "build", "go", "cache"))
-    return env
-
-
-def go_version(go, env):
-    """`go version`'s version word (go1.19.8), or None when the go command does not run."""
-    try:
-        out = subprocess.run([go, "version"], capture_output=True, text=True, env=env, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    m = re.search(r"\bgo version (\S+)", out)
-    return m.group(1) if m else None
 
 
 _PANIC = re.compile(r"^panic: (.*)$", re.M)

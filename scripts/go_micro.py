@@ -22,6 +22,8 @@ import time
 
 PROG = "go_micro.py"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from orchlab_py.gotool import go_env  # noqa: E402
 GO_MODULE = os.path.join(ROOT, "patterns", "go")
 PACKAGE = "./aggregate"
 # BenchmarkAggregate/<strategy>/work_ns:<W>[-<GOMAXPROCS>]  <N>  <ns> ns/op  [<v> <unit>]...
@@ -70,15 +72,6 @@ def create_parser():
     p.add_argument("--binary", metavar="FILE", default=os.path.join(ROOT, "build", "go", "aggregate.test"),
                    help="where the test binary is built (default: build/go/aggregate.test)")
     return p
-
-
-def go_env():
-    """The environment the Makefile gives Go: offline, build cache in build/go/cache."""
-    env = dict(os.environ)
-    env.setdefault("GOFLAGS", "-mod=mod")
-    env["GOPROXY"], env["GOSUMDB"] = "off", "off"
-    env.setdefault("GOCACHE", os.path.join(ROOT, "build", "go", "cache"))
-    return env
 
 
 def parse(text, repetition):
