@@ -331,10 +331,14 @@ void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
                 (reply > o->end_ns ? " (after the return)" : "");
       }
       const std::int64_t call_end = reply ? reply : read_ns;
+      // A call the mock has no record of never reached it (its trace was not
+      // full, or the sample would not have been drawn): e.g. cancelled while
+      // it waited for a connection or before its request was written.
+      const auto it = mock[s] ? by_key[s].find(key) : by_key[s].end();
+      if (mock[s] && it == by_key[s].end())
+        args["service_record"] = "none: the request never reached the service";
       span("orchlab.call", label, ctid, start, call_end, std::move(args));
-      if (!mock[s]) continue;  // a foreign service: nothing is invented for it
-      const auto it = by_key[s].find(key);
-      if (it == by_key[s].end()) continue;
+      if (it == by_key[s].end()) continue;  // a foreign service: nothing is invented for it
       const auto& r = *it->second;
       const auto received = r.value("received_ns", std::int64_t{0});
       const auto ended = r.value("ended_ns", std::int64_t{0});

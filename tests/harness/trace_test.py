@@ -160,6 +160,7 @@ class TraceTest(unittest.TestCase):
         samples = Samples(doc)
         late_soup_calls = 0
         for pattern, cell in cells.items():
+            unreached = 0
             pid = samples.pid_of(pattern)
             orchestrations = samples.orchestrations(pid)
             self.assertGreater(len(orchestrations), 0, pattern)
@@ -188,9 +189,18 @@ class TraceTest(unittest.TestCase):
                                              "cancellable-group joins its calls: %s" % c)
             # Every call to an orchlab-mock has the service's span, by key.
             keys = {s["args"]["key"] for s in samples.services(pid)}
+            # A call cancelled before its request reached the mock has none,
+            # and says so; every other call has one.
             for o, calls, _ in orchestrations:
                 for c in calls:
-                    self.assertIn(c["args"]["key"], keys, "%s: no service span for %s" % (pattern, c))
+                    if c["args"]["key"] in keys:
+                        self.assertNotIn("service_record", c["args"], c)
+                        continue
+                    self.assertIn(c["args"].get("outcome"), ("cancelled", "transport"),
+                                  "%s: no service span for %s" % (pattern, c))
+                    self.assertIn("never reached", c["args"].get("service_record", ""), c)
+                    unreached += 1
+                    self.assertLess(unreached, 4 * cell["fanout"], "most calls reach the service")
         self.assertGreater(late_soup_calls, 0, "channel-soup's calls outlive its timed-out orchestrations")
         self.assertLess(time.monotonic() - started, 60)
 
