@@ -28,7 +28,7 @@ CLIENT_ROUNDS ?= 3
 CLIENT_S ?= 4
 CMAKE   ?= cmake
 CTEST_ARGS ?= --output-on-failure --timeout 300 -j3
-SAN_FLAGS  := -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O0 -g"
+SAN_FLAGS  := -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O0 -g1"
 # Go from Debian only (golang-go, golang-golang-x-sync-dev): go.mod replaces x/sync
 # with /usr/share/gocode's copy, and nothing is ever fetched from a module proxy.
 GO      ?= go

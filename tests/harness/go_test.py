@@ -145,8 +145,8 @@ class GoDriverTest(unittest.TestCase):
         self.assertTrue(all(e["infeasible"] is None and e["iterations"] > 0 for e in good))
 
     def test_the_driver_switched_off_or_missing(self):
-        rc, report, err = run(["--scenario", "healthy", "--patterns", "all", "--duration", "200ms",
-                               "--go-driver", "none"], self.dir)
+        rc, report, err = run(["--scenario", "healthy", "--patterns", "all", "--duration", "100ms",
+                               "--warmup", "0s", "--repetitions", "1", "--go-driver", "none"], self.dir)
         self.assertEqual(rc, 0, err)
         self.assertFalse([e for e in report["benchmarks"] if e["pattern"].startswith("go-")])
         self.assertIn("switched off", report["context"]["runtimes"]["go"]["status"])
