@@ -269,9 +269,9 @@ struct Reader {
 }  // namespace
 
 const std::vector<std::string>& go_pattern_names() {
-  static const std::vector<std::string> names = {"go-channel-soup",      "go-waitgroup-select",
-                                                 "go-mutex-aggregation", "go-errgroup",
-                                                 "go-errgroup-limit",    "go-errgroup+collect-all"};
+  static const std::vector<std::string> names = {
+      "go-channel-soup",   "go-waitgroup-select",     "go-mutex-aggregation",   "go-errgroup",
+      "go-errgroup-limit", "go-errgroup+collect-all", "go-errgroup+ignores-ctx"};
   return names;
 }
 

@@ -93,6 +93,7 @@ var registry = map[string]Info{
 	"go-errgroup":             {ErrGroup, article},
 	"go-errgroup-limit":       {ErrGroupLimit, article},
 	"go-errgroup+collect-all": {ErrGroupCollectAll, article},
+	"go-errgroup+ignores-ctx": {ErrGroupIgnoresCtx, article},
 }
 
 // Lookup returns the exhibit registered under name.

@@ -52,7 +52,7 @@ func kinds(rs []exhibits.Result) map[fetch.Kind]int {
 }
 
 var all = []string{"go-channel-soup", "go-waitgroup-select", "go-mutex-aggregation",
-	"go-errgroup", "go-errgroup-limit", "go-errgroup+collect-all"}
+	"go-errgroup", "go-errgroup-limit", "go-errgroup+collect-all", "go-errgroup+ignores-ctx"}
 
 func TestHealthyCallsCompleteAtFanout3AndN(t *testing.T) {
 	s := testserver.Start()
@@ -284,5 +284,46 @@ func TestMutexAggregationWaitsForTheSlowestCall(t *testing.T) {
 	}
 	if r.leaked != 0 {
 		t.Errorf("%d tasks live at return", r.leaked)
+	}
+}
+
+// The FAQ: a call that ignores ctx holds g.Wait() past the deadline until its service
+// answers, while its sibling is aborted at the deadline; go-errgroup, whose calls all
+// carry ctx, returns at the deadline. Nothing leaks either way.
+func TestErrGroupIgnoresCtxWaitsForTheIgnoringCall(t *testing.T) {
+	const d = 100 * time.Millisecond
+	const hold = 500 * time.Millisecond // the hanging call answers then
+	for _, name := range []string{"go-errgroup+ignores-ctx", "go-errgroup"} {
+		s := testserver.Start()
+		release := time.AfterFunc(hold, s.Release)
+		// call 0 is the one go-errgroup+ignores-ctx makes with context.Background()
+		r := orchestrate(t, name, d, 0, s.At("hang=1"), s.At("hang=1"), s.At("delay_ms=1"))
+		release.Stop()
+		if name == "go-errgroup+ignores-ctx" {
+			if r.elapsed < hold-10*time.Millisecond {
+				t.Errorf("%s: returned after %v, want after the ignoring call (%v)", name, r.elapsed, hold)
+			}
+			if got := fetch.Classify(r.results[0]); got != fetch.OK {
+				t.Errorf("%s: the ignoring call's slot is %v (%v), want its late answer", name, got, r.results[0].Err)
+			}
+		} else if r.elapsed < d || r.elapsed > 4*d {
+			t.Errorf("%s: returned after %v, want at %v", name, r.elapsed, d)
+		}
+		if !errors.Is(r.err, context.DeadlineExceeded) {
+			t.Errorf("%s: err %v, want deadline exceeded", name, r.err)
+		}
+		if r.leaked != 0 {
+			t.Errorf("%s: %d tasks live at return", name, r.leaked)
+		}
+		// The sibling that carries ctx is aborted at the deadline in both; go-errgroup
+		// aborts call 0 as well.
+		want := int64(2)
+		if name == "go-errgroup+ignores-ctx" {
+			want = 1
+		}
+		if !testserver.Eventually(time.Second, func() bool { return s.Aborts.Load() == want }) {
+			t.Errorf("%s: server saw %d aborts, want %d", name, s.Aborts.Load(), want)
+		}
+		s.Close()
 	}
 }

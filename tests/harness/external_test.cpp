@@ -116,7 +116,7 @@ TEST(ExternalTest, RuntimesAndTheGoExhibitsAreNamed) {
   EXPECT_EQ(runtime_of("channel-soup"), "cpp-thread");
   EXPECT_EQ(runtime_of("async-group+collect-all"), "cpp-asio");
   EXPECT_EQ(runtime_of("go-errgroup-limit"), "go");
-  EXPECT_EQ(go_pattern_names().size(), 6u);
+  EXPECT_EQ(go_pattern_names().size(), 7u);
   for (const auto& g : go_pattern_names()) EXPECT_TRUE(is_driver_pattern(g)) << g;
 }
 

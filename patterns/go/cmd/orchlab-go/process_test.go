@@ -39,7 +39,8 @@ func TestProcessExitCodesAndStreams(t *testing.T) {
 	if code, out, _ := runMain(t, "--help", ""); code != 0 || !strings.Contains(out, "usage: orchlab-go") || !strings.Contains(out, "Example:") {
 		t.Errorf("--help: exit %d, %q", code, out)
 	}
-	if code, out, _ := runMain(t, "--list", ""); code != 0 || !strings.Contains(out, "go-errgroup+collect-all\n") {
+	if code, out, _ := runMain(t, "--list", ""); code != 0 || !strings.Contains(out, "go-errgroup+collect-all\n") ||
+		!strings.Contains(out, "go-errgroup+ignores-ctx\n") {
 		t.Errorf("--list: exit %d, %q", code, out)
 	}
 	if code, out, errOut := runMain(t, "--bogus", ""); code != 2 || out != "" || strings.Count(errOut, "\n") != 1 {
