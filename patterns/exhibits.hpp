@@ -37,6 +37,7 @@ std::unique_ptr<Pattern> make_latch_select(const PatternOptions&);
 std::unique_ptr<Pattern> make_mutex_aggregation(const PatternOptions&);
 std::unique_ptr<Pattern> make_slots_aggregation(const PatternOptions&);
 std::unique_ptr<Pattern> make_cancellable_group(const PatternOptions&, bool collect_all);
+std::unique_ptr<Pattern> make_cancellable_group_ignores_stop(const PatternOptions&);
 std::unique_ptr<Pattern> make_bounded_group(const PatternOptions&);
 std::unique_ptr<Pattern> make_async_group(const PatternOptions&, bool collect_all);
 

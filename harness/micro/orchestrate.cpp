@@ -108,6 +108,9 @@ void BM_Orchestrate(benchmark::State& state, std::string pattern_name, int fanou
 
 void register_orchestrate() {
   for (const std::string& name : pattern_names()) {
+    // Its one difference from cancellable-group shows only when a call outlasts
+    // the deadline, which these instant calls never do: the same numbers again.
+    if (name == "cancellable-group+ignores-stop") continue;
     for (int fanout : {3, 10, 100}) {
       const std::string bench = "BM_Orchestrate/" + name + "/fanout:" + std::to_string(fanout);
       benchmark::RegisterBenchmark(bench.c_str(), BM_Orchestrate, name, fanout)

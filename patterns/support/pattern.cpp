@@ -69,6 +69,7 @@ constexpr Entry kRegistry[] = {
     {"bounded-group", exhibits::make_bounded_group},
     {"cancellable-group+collect-all",
      [](const PatternOptions& o) { return exhibits::make_cancellable_group(o, true); }},
+    {"cancellable-group+ignores-stop", exhibits::make_cancellable_group_ignores_stop},  // the FAQ
     {"async-group", [](const PatternOptions& o) { return exhibits::make_async_group(o, false); }},
     {"async-group+collect-all",
      [](const PatternOptions& o) { return exhibits::make_async_group(o, true); }},

@@ -23,10 +23,17 @@ namespace fs = std::filesystem;
 using orchlab::harness::ScenarioError;
 
 // pattern_names() of the patterns library, which this target does not link.
-const std::vector<std::string> kPatterns = {
-    "channel-soup",      "channel-soup+fail-fast", "latch-select",  "mutex-aggregation",
-    "slots-aggregation", "cancellable-group",      "bounded-group", "cancellable-group+collect-all",
-    "async-group",       "async-group+collect-all"};
+const std::vector<std::string> kPatterns = {"channel-soup",
+                                            "channel-soup+fail-fast",
+                                            "latch-select",
+                                            "mutex-aggregation",
+                                            "slots-aggregation",
+                                            "cancellable-group",
+                                            "bounded-group",
+                                            "cancellable-group+collect-all",
+                                            "cancellable-group+ignores-stop",
+                                            "async-group",
+                                            "async-group+collect-all"};
 
 // The loader reads a file, so each input is written to one, in a private
 // folder per process (parallel runs stay apart), removed at exit. The name

@@ -278,5 +278,49 @@ TEST(ExhibitFakeSpecificTest, GroupJoinsAFetchThatIgnoresItsToken) {
   EXPECT_EQ(out.error, "deadline exceeded");
 }
 
+TEST(ExhibitFakeSpecificTest, IgnoresStopWaitsForTheCallThatIgnoresItsToken) {
+  // cancellable-group+ignores-stop makes call 0 with a token that never
+  // fires: the group stops call 1 at the deadline, then joins call 0 when it
+  // ends (600 ms), leaving nothing behind. cancellable-group, the same plan,
+  // stops both at the deadline.
+  const std::vector<Call> calls{fake_call(600), fake_call(testing::kSlowMs), fake_call(5)};
+  auto stats = std::make_shared<FakeStats>();
+  census::Scope scope;
+  auto start = Clock::now();
+  const Outcome out =
+      make_pattern("cancellable-group+ignores-stop")->run({calls, 100ms}, fake_fetch(stats));
+  const auto took = Clock::now() - start;
+  EXPECT_GE(took, 590ms);
+  EXPECT_LT(took, kSlow);  // call 1 was stopped, not waited for
+  EXPECT_EQ(scope.mark_returned(), 0);
+  ASSERT_EQ(out.slots.size(), 3u);
+  ASSERT_TRUE(out.slots[0].has_value());  // the ignoring call's late answer is kept
+  EXPECT_EQ(out.slots[0]->error, ReplyError::none);
+  EXPECT_FALSE(out.slots[1].has_value());
+  EXPECT_EQ(out.verdict, Verdict::timed_out);
+  EXPECT_EQ(out.error, "deadline exceeded");
+  EXPECT_EQ(stats->aborts.load(), 1);  // call 1 only
+
+  auto control = std::make_shared<FakeStats>();
+  start = Clock::now();
+  make_pattern("cancellable-group")->run({calls, 100ms}, fake_fetch(control));
+  EXPECT_LT(Clock::now() - start, 100ms + kMargin);
+  EXPECT_EQ(control->aborts.load(), 2);
+}
+
+TEST(ExhibitFakeSpecificTest, IgnoresStopOutlivesTheFirstErrorToo) {
+  // The first error stops the siblings that carry the group's token, not call 0.
+  auto stats = std::make_shared<FakeStats>();
+  const auto start = Clock::now();
+  const Outcome out =
+      make_pattern("cancellable-group+ignores-stop")
+          ->run({{fake_call(400), fake_call(5, 503), fake_call(testing::kSlowMs)}, 5s},
+                fake_fetch(stats));
+  EXPECT_GE(Clock::now() - start, 390ms);
+  EXPECT_EQ(out.error, "HTTP 503");
+  EXPECT_EQ(out.verdict, Verdict::partial);  // call 0's answer arrived, call 2 was stopped
+  EXPECT_EQ(stats->aborts.load(), 1);
+}
+
 }  // namespace
 }  // namespace orchlab

@@ -233,5 +233,23 @@ TEST_F(MockBackedTest, CollectAllKeepsEverySlotsOwnError) {
   EXPECT_EQ(stat("client_aborts"), 0);
 }
 
+TEST_F(MockBackedTest, IgnoresStopWaitsForItsSlowServiceAndAbortsTheRest) {
+  // Call 0 ignores its token: the service answers it at 600 ms, long past
+  // the 100 ms deadline, and the group waits; the hung sibling is aborted at
+  // the deadline (the service sees the client leave), and nothing is left.
+  auto ignores = make_pattern("cancellable-group+ignores-stop");
+  const RunResult r =
+      run(*ignores, {call("a", "delay_ms=600"), call("b", "fault=hang"), call("c")}, 100ms);
+  EXPECT_GE(r.took, 590ms);
+  EXPECT_LT(r.took, kSlow - 500ms);  // not the hang's 2.5 s
+  EXPECT_EQ(r.live_at_return, 0);
+  ASSERT_TRUE(r.out.slots[0].has_value());
+  EXPECT_EQ(r.out.slots[0]->status, 200);
+  EXPECT_EQ(r.out.verdict, Verdict::timed_out);
+  EXPECT_EQ(wait_stat("client_aborts", 1), 1);
+  EXPECT_EQ(fleet_->stats("a").value("client_aborts", std::int64_t{-1}), 0);
+  EXPECT_EQ(late_completions(), 0u);
+}
+
 }  // namespace
 }  // namespace orchlab

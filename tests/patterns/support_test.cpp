@@ -352,11 +352,17 @@ TEST(ChannelTest, SelectLoopCollectsEveryValueExactlyOnce) {
 }
 
 TEST(PatternRegistryTest, NamesInReportOrder) {
-  const std::vector<std::string> expected{"channel-soup",      "channel-soup+fail-fast",
-                                          "latch-select",      "mutex-aggregation",
-                                          "slots-aggregation", "cancellable-group",
-                                          "bounded-group",     "cancellable-group+collect-all",
-                                          "async-group",       "async-group+collect-all"};
+  const std::vector<std::string> expected{"channel-soup",
+                                          "channel-soup+fail-fast",
+                                          "latch-select",
+                                          "mutex-aggregation",
+                                          "slots-aggregation",
+                                          "cancellable-group",
+                                          "bounded-group",
+                                          "cancellable-group+collect-all",
+                                          "cancellable-group+ignores-stop",
+                                          "async-group",
+                                          "async-group+collect-all"};
   EXPECT_EQ(pattern_names(), expected);
   for (const auto& name : expected) {
     auto p = make_pattern(name);
