@@ -694,9 +694,16 @@ json context_json(const RunInfo& info) {
 json metrics_metadata() {
   // The groups join every task before returning: anything left behind by
   // them is a bug, not a measurement.
-  const json groups = {"cancellable-group", "cancellable-group+collect-all", "bounded-group",
-                       "async-group",       "async-group+collect-all",       "go-errgroup",
-                       "go-errgroup-limit", "go-errgroup+collect-all"};
+  const json groups = {"cancellable-group",
+                       "cancellable-group+collect-all",
+                       "cancellable-group+ignores-stop",
+                       "bounded-group",
+                       "async-group",
+                       "async-group+collect-all",
+                       "go-errgroup",
+                       "go-errgroup-limit",
+                       "go-errgroup+collect-all",
+                       "go-errgroup+ignores-ctx"};
   auto m = [](const char* unit, const char* better) {
     return json{{"unit", unit}, {"better", better}, {"must_be_zero_for", json::array()}};
   };
@@ -760,6 +767,10 @@ json run_notes(const std::vector<Measurement>& measurements) {
             " latency samples (latency_samples gives each count); the _mean entry's comes "
             "from the merged histogram and may exist");
     }
+    if (m.overshoot_ns.count() < min_samples(0.99))
+      add("deadline_overshoot_p99_us is null where a repetition has fewer than " +
+          std::to_string(min_samples(0.99)) +
+          " orchestrations (one overshoot each: latency_samples gives the count)");
   }
   return notes;
 }

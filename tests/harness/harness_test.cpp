@@ -361,6 +361,14 @@ TEST(ReportTest, APercentileWithTooFewSamplesIsNullWithTheReason) {
   EXPECT_NE(notes.find("p99_us is null where a repetition has fewer than 100"), std::string::npos)
       << notes;
   EXPECT_EQ(notes.find("p90_us is null"), std::string::npos) << notes;
+  // The overshoot's p99 likewise (one overshoot per orchestration).
+  EXPECT_EQ(notes.find("deadline_overshoot_p99_us is null"), std::string::npos) << notes;
+  m.overshoot_ns.clear();
+  m.overshoot_ns.record(0, 50);
+  EXPECT_TRUE(benchmark_entry(m)["deadline_overshoot_p99_us"].is_null());
+  EXPECT_NE(build_report(RunInfo{}, {m}, nullptr)["lab"]["notes"].dump().find(
+                "deadline_overshoot_p99_us is null where a repetition has fewer than 100"),
+            std::string::npos);
 }
 
 // Throughput is the window's: an orchestration that returned after the
