@@ -24,6 +24,7 @@ COUNTERPART = {
     "go-errgroup": "cancellable-group",
     "go-errgroup-limit": "bounded-group",
     "go-errgroup+collect-all": "cancellable-group+collect-all",
+    "go-errgroup+ignores-ctx": "cancellable-group+ignores-stop",
 }
 
 
