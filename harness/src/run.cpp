@@ -675,7 +675,7 @@ int list_command() {
   std::cout << "Patterns (runtime):\n";
   auto row = [](const std::string& name, const std::string& what) {
     char line[64];
-    std::snprintf(line, sizeof line, "    %-30s", name.c_str());
+    std::snprintf(line, sizeof line, "    %-32s", name.c_str());
     std::cout << line << what << "\n";
   };
   for (const auto& p : pattern_names()) row(p, runtime_of(p));
