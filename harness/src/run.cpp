@@ -231,6 +231,8 @@ void check_services(Services& services, const Cell& cell, int repetition, Measur
   service_errors.push_back(what);
 }
 
+constexpr const char* kNotTracedScenario = "not traced: its scenario is not in --trace-scenarios";
+
 // Whether --trace covers the cells of scenario `name` (--trace-scenarios).
 bool traces_scenario(const RunOptions& options, const std::string& name) {
   const auto& only = options.trace_scenarios;
@@ -342,7 +344,9 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         if (const auto rec = journal.find(cell.name(), r)) {
           by_cell[i].push_back(*rec);  // resumed: measured before the run was cut short
           // Its measurement is the journal's: there is nothing to draw.
-          if (traced) tracer->untraced(cell, "not traced: repetition 0 came from the journal");
+          if (tracer && r == 0)
+            tracer->untraced(cell, traced ? "not traced: repetition 0 came from the journal"
+                                          : kNotTracedScenario);
           continue;
         }
         progress.begin_cell(step++, cell.name(), planned_repetition_seconds(cell));
@@ -379,7 +383,7 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
                              options.services != RunOptions::ServicesMode::remote;
         // --trace: each cell's first repetition (of the --trace-scenarios).
         if (tracer && r == 0 && !traced) {
-          tracer->untraced(cell, "not traced: its scenario is not in --trace-scenarios");
+          tracer->untraced(cell, kNotTracedScenario);
         } else if (traced) {
           if (driver)
             tracer->untraced(cell, "its calls are made by the driver's process (docs/drivers.md)");
