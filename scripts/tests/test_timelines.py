@@ -1,6 +1,6 @@
 """Traces of orchlab run --trace: read by format (orchlab_py/traces.py), drawn as swimlanes
 (plot.py's timelines_<scenario>), split into one file per sampled orchestration. The input is a
-small real trace (inputs/trace.json: one-hangs and fail-fast, one sample per cell kept)."""
+small real trace (inputs/trace_sample.json: one-hangs and fail-fast, one sample per cell kept)."""
 
 import copy
 import json
