@@ -80,6 +80,9 @@ def create_parser():
                    help="trace of orchlab run --trace: one timelines_<scenario> figure per traced scenario "
                    "(default: trace.json next to REPORT, if any)")
     p.add_argument("--no-trace", action="store_true", help="ignore a trace.json next to REPORT")
+    p.add_argument("--timelines-patterns", metavar="P", default=None,
+                   help="comma-separated patterns the timelines figures draw (default: every pattern of "
+                   "the scenario), e.g. channel-soup,cancellable-group for an article")
     p.add_argument("--sizes", default="double,single",
                    help="comma-separated sizes to write, double (7 in) and/or single (3.5 in) "
                    "(default: double,single)")
@@ -658,7 +661,17 @@ def _time_ticks(limit, deadline, steps=(2, 5, 10)):
     return sorted(set(ticks))
 
 
-def fig_timelines(trace, scenario, ctx):
+def _two_lines(name, width):
+    """A pattern's name on two lines when longer than `width`: before a variant's '+', else
+    after its first '-' (the label left of its lanes)."""
+    if len(name) <= width:
+        return name
+    if "+" in name:
+        return name.replace("+", "\n+", 1)
+    return name.replace("-", "-\n", 1)
+
+
+def fig_timelines(trace, scenario, ctx, patterns=None):
     """Swimlanes of one orchestration per pattern (the trace's 'first timed-out' by default):
     its span, its calls' and tasks' spans and the services' spans beneath, on one time axis
     from the intended start; the deadline as a line; the time a call or task ran on after the
@@ -666,8 +679,10 @@ def fig_timelines(trace, scenario, ctx):
     from matplotlib.patches import Patch, Rectangle
     from matplotlib.lines import Line2D
     cells = timeline_cells(trace, scenario)
+    if patterns:
+        cells = {p: c for p, c in cells.items() if p in patterns}
     if not cells or not any(c.traced for c in cells.values()):
-        raise Skip(f"no traced '{scenario}' cell in the trace")
+        raise Skip(f"no traced '{scenario}' cell in the trace" + (f" of {_list(patterns)}" if patterns else ""))
     prefer = timeline_prefer(scenario)
     drawn, missing = [], []
     for p in style.sort_patterns(cells):
@@ -677,8 +692,8 @@ def fig_timelines(trace, scenario, ctx):
         raise Skip(f"'{scenario}': no sampled orchestration to draw")
     max_calls = 6
     rows = [1 + min(max_calls, len(s.lanes)) for _, _, s, _ in drawn]
-    title_in = 0.5 if ctx.single else 0.3
-    row_in = max(0.13, min(0.16, (MAX_PANELS_H - 0.45 - title_in * len(drawn)) / max(1, sum(rows))))
+    title_in = 0.4 if ctx.single else 0.3
+    row_in = max(0.12 if ctx.single else 0.13, min(0.16, (MAX_PANELS_H - 0.45 - title_in * len(drawn)) / max(1, sum(rows))))
     fig = plt.figure(figsize=(ctx.width, sum(rows) * row_in + title_in * len(drawn) + 0.45))
     gs = fig.add_gridspec(len(rows), 1, height_ratios=rows)
     axes, first = [], None
@@ -743,13 +758,12 @@ def fig_timelines(trace, scenario, ctx):
         ax.set_yticks(range(n), list(reversed(labels)))
         ax.tick_params(axis="y", length=0, pad=2)
         ax.grid(axis="y", visible=False)
-        # The pattern's name left of its lanes (two lines at the single-column width).
-        ax.set_ylabel(p.replace("-", "-\n", 1) if ctx.single and len(p) > 12 else p, rotation=0, ha="right",
-                      va="center", color="0.1", fontweight="bold", linespacing=1.0)
+        ax.set_ylabel(_two_lines(p, 12 if ctx.single else 18), rotation=0, ha="right", va="center", color="0.1",
+                      fontweight="bold", linespacing=1.0)
         latency = (sample.returned_us - sample.intended_us) / 1e3
         facts = [f"#{sample.index} {sample.sampled_as}: {sample.verdict} at {fmt.num(latency)} ms"]
         live = sample.args.get("tasks_live_at_return")
-        if isinstance(live, int) and live:
+        if isinstance(live, int) and live and not ctx.single:
             facts.append(f"{live} task{'s' if live != 1 else ''} alive at its return")
         z = sample.zombie_ms()
         if z > 0.05:
@@ -787,7 +801,7 @@ def fig_timelines(trace, scenario, ctx):
     if "waited" in seen:
         add(Patch(facecolor="white", edgecolor="0.35", hatch="////", linewidth=0.6), "waited for a worker")
     if "call" in seen:
-        add(Patch(facecolor="0.35", edgecolor="0.35"), "call (both in the pattern's colour)")
+        add(Patch(facecolor="0.35", edgecolor="0.35"), "call (in the pattern's colour)")
     if "call cancelled" in seen:
         add(Patch(facecolor="white", edgecolor="0.35", linewidth=0.7), "call cancelled")
     if "task" in seen:
@@ -1003,7 +1017,7 @@ def descriptive(report):
     return dataclasses.replace(report, cells=cells)
 
 
-def figures(report, runs, claims_doc=None, claims_error=None, trace=None):
+def figures(report, runs, claims_doc=None, claims_error=None, trace=None, timeline_patterns=None):
     """(file stem, builder(ctx)) for every figure, in order; a trace adds the timelines of each
     scenario it traced (timelines_<scenario>)."""
     report = descriptive(report)
@@ -1025,7 +1039,7 @@ def figures(report, runs, claims_doc=None, claims_error=None, trace=None):
     else:
         out.append(("verdicts", _skip(claims_error or "no claims")))
     for scenario in trace.scenarios() if trace is not None else ():
-        out.append((timelines_stem(scenario), lambda c, s=scenario: fig_timelines(trace, s, c)))
+        out.append((timelines_stem(scenario), lambda c, s=scenario: fig_timelines(trace, s, c, timeline_patterns)))
     return out
 
 
@@ -1080,7 +1094,8 @@ def main(argv=None):
         fail(f"{out_dir}: cannot create the output directory: {e.strerror or e}")
     written = 0
     source = source_line(report)
-    for stem, build in figures(report, runs, claims_doc, claims_error, trace):
+    only = [p.strip() for p in args.timelines_patterns.split(",") if p.strip()] if args.timelines_patterns else None
+    for stem, build in figures(report, runs, claims_doc, claims_error, trace, only):
         for size in sizes:
             try:
                 fig = build(Ctx(WIDTHS[size], source))

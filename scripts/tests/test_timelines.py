@@ -97,6 +97,20 @@ def test_the_figure_says_which_sample_and_what_it_could_not_draw(doc, size):
         plot.plt.close(fig)
 
 
+def test_an_article_picks_its_patterns(trace):
+    plot._import_matplotlib()
+    fig = plot.fig_timelines(trace, "one-hangs", plot.Ctx(plot.WIDTHS["single"], "src"),
+                             ["channel-soup", "cancellable-group"])
+    try:
+        labels = [ax.get_ylabel().replace("\n", "") for ax in fig.axes if ax.get_ylabel()]
+        assert labels == ["channel-soup", "cancellable-group"]
+        assert problems(fig) == []
+    finally:
+        plot.plt.close(fig)
+    with pytest.raises(plot.Skip, match="of nosuch"):
+        plot.fig_timelines(trace, "one-hangs", plot.Ctx(plot.WIDTHS["single"], "src"), ["nosuch"])
+
+
 def test_no_traced_cell_of_the_scenario_is_a_skip(trace):
     plot._import_matplotlib()
     with pytest.raises(plot.Skip):
