@@ -288,7 +288,8 @@ def sample_file_name(cell, sample):
 
 def split(trace, out_dir):
     """Write each sampled orchestration of `trace` to out_dir as a trace file of its own (its
-    process's and tracks' names, its slices, instants and flows). Returns {(pid, k): path}."""
+    process's and tracks' names, its slices, instants and flows), and remove the files of this
+    kind an earlier split left there. Returns {(pid, k): path}."""
     os.makedirs(out_dir, exist_ok=True)
     events = trace.doc["traceEvents"]
     other = trace.doc.get("otherData") if isinstance(trace.doc.get("otherData"), dict) else {}
@@ -322,4 +323,9 @@ def split(trace, out_dir):
                 f.write("\n")
             os.replace(tmp, path)
             written[(cell.pid, sample.index)] = path
+    # Files an earlier split left (another trace's orchestrations) would be linked by nothing.
+    keep = {os.path.basename(p) for p in written.values()}
+    for name in os.listdir(out_dir):
+        if re.fullmatch(r".+__\d+\.json", name) and name not in keep:
+            os.unlink(os.path.join(out_dir, name))
     return written

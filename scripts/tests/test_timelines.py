@@ -118,7 +118,10 @@ def test_no_traced_cell_of_the_scenario_is_a_skip(trace):
 
 
 def test_split_writes_one_small_trace_per_orchestration(trace, tmp_path):
+    (tmp_path / "old-run_x__9.json").write_text("{}")  # an earlier split's, linked by nothing now
+    (tmp_path / "notes.json").write_text("{}")
     written = traces.split(trace, tmp_path)
+    assert not (tmp_path / "old-run_x__9.json").exists() and (tmp_path / "notes.json").exists()
     n = sum(len(c.samples) for c in trace.cells if c.traced)
     assert len(written) == n and n >= 8
     for (pid, k), path in written.items():
