@@ -57,6 +57,13 @@ class TraceScenariosTest(unittest.TestCase):
         self.assertIn("--trace-scenarios", cells["mini-quiet"]["why"])
         names = {e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "process_name"}
         self.assertEqual(names, {"mini-hangs/cancellable-group/fanout:3/concurrency:4"})
+        # The traced repetition is the report's repetition 0: the same orchestrations.
+        report = self.read("r.json")
+        rep0 = {b["name"].rsplit("/", 1)[0]: b for b in report["benchmarks"]
+                if b["run_type"] == "iteration" and b["repetition_index"] == 0}
+        traced = cells["mini-hangs"]
+        self.assertEqual(traced["repetition"], 0)
+        self.assertEqual(traced["orchestrations"], rep0[traced["cell"]]["iterations"])
 
         # Resumed: every repetition comes from the journal; nothing is traced, and the trace says why.
         r = run_orchlab(self.args + ["--resume", "r.json", "--trace", "t.json", "--trace-scenarios",
