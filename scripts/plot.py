@@ -604,6 +604,9 @@ def fig_cascade(report, ctx, scenario=HANG_SCENARIO):
 # and the panel says so.
 TIMELINE_PREFER = {"fail-fast": ("first failed", "first timed-out")}
 TIMELINE_DEFAULT = ("first timed-out",)
+# Inches of panels (their titles included), double and single column: with the title, the
+# legend and a note the figure stays within 10 in.
+TIMELINES_MAX_H = {False: 7.6, True: 6.2}
 ZOMBIE_STYLE = {"facecolor": "#FBE3D6", "edgecolor": "#D55E00", "hatch": "//////", "linewidth": 0}
 SERVICE_ENDS = {  # the mock's `end` of a request: (legend label, face, edge)
     "answered": ("service answered", "0.62", "0.62"),
@@ -691,9 +694,20 @@ def fig_timelines(trace, scenario, ctx, patterns=None):
     if not drawn:
         raise Skip(f"'{scenario}': no sampled orchestration to draw")
     max_calls = 6
-    rows = [1 + min(max_calls, len(s.lanes)) for _, _, s, _ in drawn]
     title_in = 0.4 if ctx.single else 0.3
-    row_in = max(0.12 if ctx.single else 0.13, min(0.16, (MAX_PANELS_H - 0.45 - title_in * len(drawn)) / max(1, sum(rows))))
+    min_row = 0.12 if ctx.single else 0.13
+    # A page holds about ten panels: the patterns past it are named under the figure.
+    fits, used = 0, 0.0
+    for _, _, s, _ in drawn:
+        used += title_in + (1 + min(max_calls, len(s.lanes))) * min_row
+        if used > TIMELINES_MAX_H[ctx.single] and fits:
+            break
+        fits += 1
+    missing = [(p, c, None, "the figure is full: plot.py --timelines-patterns picks") for p, c, _, _ in
+               drawn[fits:]] + missing
+    drawn = drawn[:fits]
+    rows = [1 + min(max_calls, len(s.lanes)) for _, _, s, _ in drawn]
+    row_in = max(min_row, min(0.16, (MAX_PANELS_H - 0.45 - title_in * len(drawn)) / max(1, sum(rows))))
     fig = plt.figure(figsize=(ctx.width, sum(rows) * row_in + title_in * len(drawn) + 0.45))
     gs = fig.add_gridspec(len(rows), 1, height_ratios=rows)
     axes, first = [], None
@@ -787,7 +801,11 @@ def fig_timelines(trace, scenario, ctx, patterns=None):
     else:
         last.set_xlabel("ms from the intended start")
     last.set_xlim(0, limit)
-    note = ("Not drawn: " + "; ".join(f"{p} ({why})" for p, _, _, why in missing) + ".") if missing else None
+    by_reason = {}
+    for p, _, _, why in missing:
+        by_reason.setdefault(why, []).append(p)
+    note = ("Not drawn: " + "; ".join(f"{_list(ps, 4)} ({why})" for why, ps in by_reason.items()) + ".") if missing \
+        else None
     fc = next(iter(cells.values()))
     where = {(c.fanout, c.concurrency) for c in cells.values()}
     where = f", fanout {fc.fanout}, {fc.concurrency} callers" if len(where) == 1 else ""

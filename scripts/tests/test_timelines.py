@@ -111,6 +111,34 @@ def test_an_article_picks_its_patterns(trace):
         plot.fig_timelines(trace, "one-hangs", plot.Ctx(plot.WIDTHS["single"], "src"), ["nosuch"])
 
 
+@pytest.mark.parametrize("size", list(plot.WIDTHS))
+def test_a_scenario_of_many_patterns_still_fits_a_page(doc, size):
+    # fail-fast runs every exhibit in make bench: twenty panels would not fit; the rest are named.
+    more = copy.deepcopy(doc)
+    soup = next(c for c in more["otherData"]["cells"] if c["cell"].startswith("one-hangs/channel-soup/"))
+    events = [e for e in more["traceEvents"] if e["pid"] == soup["pid"]]
+    for n in range(20):
+        pid = 1000 + n
+        name = f"one-hangs/exhibit-{n:02d}/fanout:3/concurrency:16"
+        more["otherData"]["cells"].append({**soup, "cell": name, "pid": pid})
+        for e in events:
+            e = copy.deepcopy(e)
+            e["pid"] = pid
+            if e["name"] == "process_name":
+                e["args"]["name"] = name
+            more["traceEvents"].append(e)
+    t = traces.parse(more)
+    plot._import_matplotlib()
+    fig = plot.fig_timelines(t, "one-hangs", plot.Ctx(plot.WIDTHS[size], "orchlab abc123 · host · date"))
+    try:
+        assert fig.get_figheight() <= 10.0
+        words = " ".join(" ".join(t.get_text().split()) for _, t in texts(fig))
+        assert "more (the figure is full: plot.py --timelines-patterns picks)" in words
+        assert problems(fig) == []
+    finally:
+        plot.plt.close(fig)
+
+
 def test_no_traced_cell_of_the_scenario_is_a_skip(trace):
     plot._import_matplotlib()
     with pytest.raises(plot.Skip):
