@@ -6,6 +6,10 @@
 #   claims 12 and 13) -> plot.py (plots/)
 #   -> claims.py (CLAIMS.md) -> report_html.py (index.html), then points
 #   results/latest at the folder.
+# The sweep of make bench and bench-quick also traces repetition 0 of each cell
+# of one-hangs and fail-fast (OUT_DIR/trace.json: plots/timelines_*.png and
+# the traces/ that index.html links; docs/analysis.md, Traces). BENCH_TRACE
+# names other scenarios (comma separated); BENCH_TRACE= traces nothing.
 # Usage: scripts/bench.sh BUILD_DIR OUT_DIR SCENARIO [--quick] [--resume]   (-h, --help: this text)
 #   BUILD_DIR  a configured and built tree (make bench uses build/release)
 #   OUT_DIR    the results folder to create, e.g. results/20260101T000000Z
@@ -48,17 +52,32 @@ case "$SCENARIO" in
   scenarios/default.json | default) again="make bench RESUME=$OUT" ;;
   scenarios/quick.json | quick) again="make bench-quick RESUME=$OUT" ;;
   scenarios/scaling.json | scaling) again="make bench-scaling RESUME=$OUT" ;;
-  *) again="scripts/bench.sh $BUILD $OUT $SCENARIO$([ "$QUICK" -eq 1 ] && echo " --quick") --resume" ;;
+  *) again="scripts/bench.sh $BUILD $OUT $SCENARIO$([ "$QUICK" -eq 1 ] && echo " --quick" || :) --resume" ;;
 esac
+
+# Traced scenarios: the sweeps that have one-hangs and fail-fast trace them.
+case "$SCENARIO" in
+  scenarios/default.json | default | scenarios/quick.json | quick) traced=one-hangs,fail-fast ;;
+  *) traced= ;;
+esac
+traced=${BENCH_TRACE-$traced}
+set --
+[ -n "$traced" ] && set -- --trace "$OUT/trace.json" --trace-scenarios "$traced"
 
 # 1. The sweep. 130 (Ctrl-C) keeps the partial report and ends the pipeline;
 # every finished repetition is in $OUT/report.json.journal either way.
 status=0
 if [ "$RESUME" -eq 1 ]; then
   [ -d "$OUT" ] || { echo "bench: --resume: no folder $OUT" >&2; exit 2; }
-  "$ORCHLAB" run --scenario "$SCENARIO" --resume "$OUT/report.json" || status=$?
+  # The resumed run writes the trace of what it runs (the cells taken from
+  # the journal say so in it): the earlier part's trace is kept beside it.
+  if [ -n "$traced" ] && [ -f "$OUT/trace.json" ]; then
+    mv "$OUT/trace.json" "$OUT/trace.before-resume.json"
+    note "kept the earlier trace as $OUT/trace.before-resume.json"
+  fi
+  "$ORCHLAB" run --scenario "$SCENARIO" --resume "$OUT/report.json" "$@" || status=$?
 else
-  "$ORCHLAB" run --scenario "$SCENARIO" --out "$OUT/report.json" || status=$?
+  "$ORCHLAB" run --scenario "$SCENARIO" --out "$OUT/report.json" "$@" || status=$?
 fi
 if [ "$status" -ne 0 ] && [ "$status" -ne 130 ]; then
   note "orchlab run failed (exit $status); resume it with: $again"
@@ -136,6 +155,7 @@ echo "bench: report  $OUT/report.json"
 [ -f "$OUT/demos.json" ] && echo "bench: demos   $OUT/demos.json"
 [ -f "$OUT/CLAIMS.md" ] && echo "bench: claims  $OUT/CLAIMS.md"
 [ -d "$OUT/plots" ] && echo "bench: plots   $OUT/plots/"
+[ -f "$OUT/trace.json" ] && echo "bench: trace   $OUT/trace.json (ui.perfetto.dev opens it)"
 [ -f "$OUT/index.html" ] && echo "bench: page    $OUT/index.html"
 echo "bench: latest  $parent/latest -> $(basename "$OUT")"
 echo "bench: wall time ${wall}s"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from orchlab_py import claimkit, fmt, require, stats, style, verdicts  # noqa: E402
+from orchlab_py import claimkit, fmt, require, stats, style, traces, verdicts  # noqa: E402
 from orchlab_py.report import ReportError, load_micro, load_report, micro_beside, micro_family  # noqa: E402
 
 plt = None  # matplotlib is imported after the inputs validate: a bad file fails fast
@@ -76,6 +76,13 @@ def create_parser():
     p.add_argument("--micro", metavar="MICRO", help="Google Benchmark JSON of orchlab-micro (default: micro.json next to REPORT, if any)")
     p.add_argument("--no-micro", action="store_true", help="ignore a micro.json next to REPORT")
     p.add_argument("--no-claims", action="store_true", help="skip the verdict figure (it runs claims.py)")
+    p.add_argument("--trace", metavar="TRACE",
+                   help="trace of orchlab run --trace: one timelines_<scenario> figure per traced scenario "
+                   "(default: trace.json next to REPORT, if any)")
+    p.add_argument("--no-trace", action="store_true", help="ignore a trace.json next to REPORT")
+    p.add_argument("--timelines-patterns", metavar="P", default=None,
+                   help="comma-separated patterns the timelines figures draw (default: every pattern of "
+                   "the scenario), e.g. channel-soup,cancellable-group for an article")
     p.add_argument("--sizes", default="double,single",
                    help="comma-separated sizes to write, double (7 in) and/or single (3.5 in) "
                    "(default: double,single)")
@@ -153,8 +160,8 @@ def _handler_map():
     return {tuple: HandlerTuple(ndivide=None, pad=0)}
 
 
-def _finish(fig, ctx, title, handles=None, labels=None, axes=None):
-    """Title, legend and source line around the panels, which keep their height."""
+def _finish(fig, ctx, title, handles=None, labels=None, axes=None, note=None):
+    """Title, legend, a note (if any) and source line around the panels, which keep their height."""
     fig.canvas.draw()
     panels_h = fig.get_figheight()
     pad = 0.06
@@ -163,6 +170,9 @@ def _finish(fig, ctx, title, handles=None, labels=None, axes=None):
     _fit_text(title_t, fig, fig.bbox.width * 0.98, FONT["title"])
     src = fig.text(0.01, 0.0, ctx.source, fontsize=FONT["source"], color="0.35", ha="left", va="bottom")
     leg = _legend(fig, handles, labels, 0.0) if handles else None
+    note_t = fig.text(0.01, 0.0, note, fontsize=FONT["legend"], ha="left", va="bottom") if note else None
+    if note_t:
+        _fit_text(note_t, fig, fig.bbox.width * 0.98, FONT["legend"])
     axes = [a for a in (axes if axes is not None else fig.axes) if a.get_visible()]
     _fit_panel_titles(fig, axes)
     fig.canvas.draw()
@@ -171,14 +181,19 @@ def _finish(fig, ctx, title, handles=None, labels=None, axes=None):
     title_h = title_t.get_window_extent(r).height / inch
     src_h = src.get_window_extent(r).height / inch
     leg_h = leg.get_window_extent(r).height / inch if leg else 0.0
+    note_h = note_t.get_window_extent(r).height / inch if note_t else 0.0
     top_h = pad + title_h + pad
-    bottom_h = pad + src_h + (pad + leg_h if leg else 0.0) + pad
+    bottom_h = pad + src_h + (pad + note_h if note_t else 0.0) + (pad + leg_h if leg else 0.0) + pad
     height = panels_h + top_h + bottom_h
     fig.set_figheight(height)
     title_t.set_position((0.01, 1 - pad / height))
     src.set_position((0.01, pad / 2 / height))
+    above = pad / 2 + src_h + pad / 2
+    if note_t:
+        note_t.set_position((0.01, (above + pad / 2) / height))
+        above += pad + note_h
     if leg:
-        leg.set_bbox_to_anchor((0.5, (pad / 2 + src_h + pad / 2) / height), transform=fig.transFigure)
+        leg.set_bbox_to_anchor((0.5, above / height), transform=fig.transFigure)
     fig.tight_layout(rect=(0, bottom_h / height, 1, 1 - top_h / height), pad=0.4, h_pad=0.9, w_pad=0.7)
     _fit_panel_titles(fig, axes)
     return fig
@@ -581,6 +596,252 @@ def fig_cascade(report, ctx, scenario=HANG_SCENARIO):
 
 
 # ---------------------------------------------------------------------------------------
+# Timelines from a trace (orchlab run --trace)
+# ---------------------------------------------------------------------------------------
+
+# The sample each scenario's figure draws per pattern, in order of preference (the kinds the
+# trace marks in `sampled_as`); a pattern with none of them is drawn with its slowest sample,
+# and the panel says so.
+TIMELINE_PREFER = {"fail-fast": ("first failed", "first timed-out")}
+TIMELINE_DEFAULT = ("first timed-out",)
+# Inches of panels (their titles included), double and single column: with the title, the
+# legend and a note the figure stays within 10 in.
+TIMELINES_MAX_H = {False: 7.6, True: 6.2}
+ZOMBIE_STYLE = {"facecolor": "#FBE3D6", "edgecolor": "#D55E00", "hatch": "//////", "linewidth": 0}
+SERVICE_ENDS = {  # the mock's `end` of a request: (legend label, face, edge)
+    "answered": ("service answered", "0.62", "0.62"),
+    "client_abort": ("service noticed the abort", "white", "0.35"),
+    "for_nobody": ("service finished for nobody", "0.15", "0.15"),
+    "no_response": ("service never answered (hang, close)", "0.15", "0.15"),
+    "write_timeout": ("service's write timed out", "0.15", "0.15"),
+}
+
+
+def timeline_prefer(scenario):
+    """The kinds of sample a scenario's timelines figure draws, most wanted first."""
+    for name, prefer in TIMELINE_PREFER.items():
+        if name in scenario:
+            return prefer
+    return TIMELINE_DEFAULT
+
+
+def timeline_choice(cell, prefer):
+    """(sample, note) of a traced cell: the first sample of a preferred kind, else its slowest
+    (note saying there was none of the preferred kind), else (None, why)."""
+    if not cell.traced:
+        return None, cell.why or "not traced"
+    for kind in prefer:
+        s = cell.sample(kind)
+        if s is not None:
+            return s, ""
+    if not cell.samples:
+        return None, "traced, but no orchestration was sampled"
+    s = max(cell.samples, key=lambda x: x.returned_us - x.intended_us)
+    return s, f"no {' or '.join(k.replace('first ', '') for k in prefer)} orchestration; its slowest sampled"
+
+
+def timeline_cells(trace, scenario):
+    """{pattern: cell} of a scenario, one cell per pattern: the traced one with the most callers
+    (then calls), else an untraced one (its reason is shown)."""
+    chosen = {}
+    for c in trace.cells_of(scenario):
+        best = chosen.get(c.pattern)
+        rank = (c.traced, c.concurrency, c.fanout)
+        if best is None or rank > (best.traced, best.concurrency, best.fanout):
+            chosen[c.pattern] = c
+    return chosen
+
+
+def _time_ticks(limit, deadline, steps=(2, 5, 10)):
+    """Tick positions in ms for an axis to `limit`: linear up to the deadline, then the deadline
+    times `steps` times powers of ten."""
+    ticks = [0.0, deadline / 2, deadline]
+    for decade in range(0, 8):
+        for m in steps:
+            t = deadline * m * 10 ** decade
+            if t <= limit * 1.001:
+                ticks.append(t)
+    return sorted(set(ticks))
+
+
+def _two_lines(name, width):
+    """A pattern's name on two lines when longer than `width`: before a variant's '+', else
+    after its first '-' (the label left of its lanes)."""
+    if len(name) <= width:
+        return name
+    if "+" in name:
+        return name.replace("+", "\n+", 1)
+    return name.replace("-", "-\n", 1)
+
+
+def fig_timelines(trace, scenario, ctx, patterns=None):
+    """Swimlanes of one orchestration per pattern (the trace's 'first timed-out' by default):
+    its span, its calls' and tasks' spans and the services' spans beneath, on one time axis
+    from the intended start; the deadline as a line; the time a call or task ran on after the
+    orchestration returned shaded."""
+    from matplotlib.patches import Patch, Rectangle
+    from matplotlib.lines import Line2D
+    cells = timeline_cells(trace, scenario)
+    if patterns:
+        cells = {p: c for p, c in cells.items() if p in patterns}
+    if not cells or not any(c.traced for c in cells.values()):
+        raise Skip(f"no traced '{scenario}' cell in the trace" + (f" of {_list(patterns)}" if patterns else ""))
+    prefer = timeline_prefer(scenario)
+    drawn, missing = [], []
+    for p in style.sort_patterns(cells):
+        sample, note = timeline_choice(cells[p], prefer)
+        (drawn if sample is not None else missing).append((p, cells[p], sample, note))
+    if not drawn:
+        raise Skip(f"'{scenario}': no sampled orchestration to draw")
+    max_calls = 6
+    title_in = 0.4 if ctx.single else 0.3
+    min_row = 0.12 if ctx.single else 0.13
+    # A page holds about ten panels: the patterns past it are named under the figure.
+    fits, used = 0, 0.0
+    for _, _, s, _ in drawn:
+        used += title_in + (1 + min(max_calls, len(s.lanes))) * min_row
+        if used > TIMELINES_MAX_H[ctx.single] and fits:
+            break
+        fits += 1
+    missing = [(p, c, None, "the figure is full: plot.py --timelines-patterns picks") for p, c, _, _ in
+               drawn[fits:]] + missing
+    drawn = drawn[:fits]
+    rows = [1 + min(max_calls, len(s.lanes)) for _, _, s, _ in drawn]
+    row_in = max(min_row, min(0.16, (MAX_PANELS_H - 0.45 - title_in * len(drawn)) / max(1, sum(rows))))
+    fig = plt.figure(figsize=(ctx.width, sum(rows) * row_in + title_in * len(drawn) + 0.45))
+    gs = fig.add_gridspec(len(rows), 1, height_ratios=rows)
+    axes, first = [], None
+    deadlines = [s.deadline_ms for _, _, s, _ in drawn if s.deadline_ms]
+    deadline = max(deadlines) if deadlines else None
+    limit = max(max([s.returned_us] + [lane.end for lane in s.lanes]) - s.intended_us for _, _, s, _ in drawn) / 1e3
+    limit = max(limit, deadline or 0) * 1.04
+    symlog = deadline is not None and limit > 4 * deadline
+    seen = set()
+    for i, (p, cell, sample, note) in enumerate(drawn):
+        ax = fig.add_subplot(gs[i], sharex=first)
+        first = first or ax
+        axes.append(ax)
+        t0 = sample.intended_us
+
+        def ms(us):
+            return (us - t0) / 1e3
+        lanes = sorted(sample.lanes, key=lambda lane: (lane.end > sample.returned_us, lane.end),
+                       reverse=True)[:max_calls]
+        lanes.sort(key=lambda lane: (lane.index < 0, lane.index))
+        n = 1 + len(lanes)
+        colour = style.pattern_colour(p)
+        # Row 0 (top): the orchestration; row k: call k-1, the caller's side above the service's.
+        y0 = n - 1
+        for b in sample.before:
+            ax.add_patch(Rectangle((ms(b.ts), y0 - 0.3), b.dur / 1e3, 0.6, facecolor="white", edgecolor=colour,
+                                   linewidth=0.6, hatch="////", zorder=2))
+            seen.add("waited")
+        o = sample.orchestration
+        ax.add_patch(Rectangle((ms(o.ts), y0 - 0.3), o.dur / 1e3, 0.6, facecolor=colour, edgecolor="none",
+                               zorder=3))
+        labels = ["orchestration" if not ctx.single else "orch."]
+        for k, lane in enumerate(lanes):
+            y = n - 2 - k
+            name = f"{lane.index} " if lane.index >= 0 else ""
+            labels.append(f"{'call ' if not ctx.single else ''}{name}→ {lane.service}"[:24])
+            end = max(s.end for s in (lane.call, lane.task) if s is not None) if (lane.call or lane.task) else None
+            if end is not None and end > sample.returned_us:
+                ax.add_patch(Rectangle((ms(sample.returned_us), y - 0.47), (end - sample.returned_us) / 1e3, 0.94,
+                                       **ZOMBIE_STYLE, zorder=1))
+                seen.add("zombie")
+            if lane.task is not None:
+                ax.plot([ms(lane.task.ts), ms(lane.task.end)], [y + 0.4, y + 0.4], color="0.1", linewidth=0.7,
+                        solid_capstyle="butt", zorder=4)
+                seen.add("task")
+            if lane.call is not None:
+                cancelled = lane.call.args.get("outcome") == "cancelled"
+                ax.add_patch(Rectangle((ms(lane.call.ts), y + 0.03), lane.call.dur / 1e3, 0.3,
+                                       facecolor="white" if cancelled else colour, edgecolor=colour,
+                                       linewidth=0.7, zorder=3))
+                seen.add("call cancelled" if cancelled else "call")
+            if lane.served is not None:
+                end_kind = str(lane.served.args.get("end"))
+                _, face, edge = SERVICE_ENDS.get(end_kind, (end_kind, "0.62", "0.62"))
+                ax.add_patch(Rectangle((ms(lane.served.ts), y - 0.38), lane.served.dur / 1e3, 0.3, facecolor=face,
+                                       edgecolor=edge, linewidth=0.6, zorder=3))
+                seen.add(("service", end_kind))
+        if sample.deadline_ms is not None:
+            ax.axvline(sample.deadline_ms, color="0.1", linestyle="--", linewidth=0.8, zorder=5)
+            seen.add("deadline")
+        ax.set_ylim(-0.55, n - 0.45)
+        ax.set_yticks(range(n), list(reversed(labels)))
+        ax.tick_params(axis="y", length=0, pad=2)
+        ax.grid(axis="y", visible=False)
+        ax.set_ylabel(_two_lines(p, 12 if ctx.single else 18), rotation=0, ha="right", va="center", color="0.1",
+                      fontweight="bold", linespacing=1.0)
+        latency = (sample.returned_us - sample.intended_us) / 1e3
+        facts = [f"#{sample.index} {sample.sampled_as}: {sample.verdict} at {fmt.num(latency)} ms"]
+        live = sample.args.get("tasks_live_at_return")
+        if isinstance(live, int) and live and not ctx.single:
+            facts.append(f"{live} task{'s' if live != 1 else ''} alive at its return")
+        z = sample.zombie_ms()
+        if z > 0.05:
+            facts.append(f"ran on {fmt.num(z)} ms after it")
+        hidden = len(sample.lanes) - len(lanes)
+        if hidden > 0:
+            facts.append(f"{len(lanes)} of {len(sample.lanes)} calls shown (the last to end)")
+        if not sample.lanes:
+            facts.append("its calls are not in the trace")
+        ax.set_title(f"{note}: " * bool(note) + "; ".join(facts), loc="left", fontsize=FONT["label"])
+        if i < len(drawn) - 1:
+            ax.tick_params(axis="x", labelbottom=False)
+    last = axes[-1]
+    if symlog:
+        last.set_xscale("symlog", linthresh=deadline, linscale=1.2)
+        ticks = _time_ticks(limit, deadline, (10, 50) if ctx.single else (2, 5, 10))
+        last.set_xticks(ticks, [fmt.num(t) for t in ticks])
+        last.xaxis.set_minor_locator(plt.NullLocator())
+        last.set_xlabel("ms from the intended start\n(logarithmic after the deadline)" if ctx.single else
+                        "ms from the intended start (linear to the deadline, logarithmic after it)")
+    else:
+        last.set_xlabel("ms from the intended start")
+    last.set_xlim(0, limit)
+    by_reason = {}
+    for p, _, _, why in missing:
+        by_reason.setdefault(why, []).append(p)
+    note = ("Not drawn: " + "; ".join(f"{_list(ps, 4)} ({why})" for why, ps in by_reason.items()) + ".") if missing \
+        else None
+    fc = next(iter(cells.values()))
+    where = {(c.fanout, c.concurrency) for c in cells.values()}
+    where = f", fanout {fc.fanout}, {fc.concurrency} callers" if len(where) == 1 else ""
+    title = (f"{scenario}: the {prefer[0]} orchestration of each pattern (traced repetition 0{where}), "
+             "its calls and what the services did")
+    handles, labs = [], []
+
+    def add(h, label):
+        handles.append(h), labs.append(label)
+    add(Patch(facecolor="0.35", edgecolor="none"), "orchestration, run() to return")
+    if "waited" in seen:
+        add(Patch(facecolor="white", edgecolor="0.35", hatch="////", linewidth=0.6), "waited for a worker")
+    if "call" in seen:
+        add(Patch(facecolor="0.35", edgecolor="0.35"), "call (in the pattern's colour)")
+    if "call cancelled" in seen:
+        add(Patch(facecolor="white", edgecolor="0.35", linewidth=0.7), "call cancelled")
+    if "task" in seen:
+        add(Line2D([], [], color="0.1", linewidth=0.7), "task (thread) alive")
+    for kind, (label, face, edge) in SERVICE_ENDS.items():
+        if ("service", kind) in seen:
+            add(Patch(facecolor=face, edgecolor=edge, linewidth=0.6), label)
+    for kind in sorted(k for _, k in (x for x in seen if isinstance(x, tuple)) if k not in SERVICE_ENDS):
+        add(Patch(facecolor="0.62", edgecolor="0.62"), f"service: {kind}")
+    if "deadline" in seen:
+        add(Line2D([], [], color="0.1", linestyle="--", linewidth=0.8), "deadline")
+    if "zombie" in seen:
+        add(Patch(**{**ZOMBIE_STYLE, "linewidth": 0}), "running after the orchestration returned")
+    # Panel titles wrapped to their panel before the layout makes room for them.
+    fig.tight_layout(pad=0.4)
+    fig.canvas.draw()
+    for ax in axes:
+        _fit_text(ax._left_title, fig, ax.get_window_extent().width * 0.97, FONT["label"])
+    return _finish(fig, ctx, title, handles, labs, axes, note=note)
+
+
+# ---------------------------------------------------------------------------------------
 # Figures from micro.json
 # ---------------------------------------------------------------------------------------
 
@@ -774,8 +1035,9 @@ def descriptive(report):
     return dataclasses.replace(report, cells=cells)
 
 
-def figures(report, runs, claims_doc=None, claims_error=None):
-    """(file stem, builder(ctx)) for every figure, in order."""
+def figures(report, runs, claims_doc=None, claims_error=None, trace=None, timeline_patterns=None):
+    """(file stem, builder(ctx)) for every figure, in order; a trace adds the timelines of each
+    scenario it traced (timelines_<scenario>)."""
     report = descriptive(report)
     out = [("throughput", lambda c: fig_throughput(report, c))]
     for scenario in SPECTRUM_SCENARIOS:
@@ -794,7 +1056,14 @@ def figures(report, runs, claims_doc=None, claims_error=None):
         out.append(("verdicts", lambda c: fig_verdicts(claims_doc, c)))
     else:
         out.append(("verdicts", _skip(claims_error or "no claims")))
+    for scenario in trace.scenarios() if trace is not None else ():
+        out.append((timelines_stem(scenario), lambda c, s=scenario: fig_timelines(trace, s, c, timeline_patterns)))
     return out
+
+
+def timelines_stem(scenario):
+    """The file stem of a scenario's timelines figure."""
+    return f"timelines_{traces.slug(scenario)}"
 
 
 def _skip(reason):
@@ -819,10 +1088,15 @@ def main(argv=None):
         args.micro = micro_beside(args.report)
         if args.micro:
             print(f"{PROG}: using {args.micro} (found next to the report)", file=sys.stderr)
+    if args.trace is None and not args.no_trace:
+        args.trace = traces.beside(args.report)
+        if args.trace:
+            print(f"{PROG}: using {args.trace} (found next to the report)", file=sys.stderr)
     try:
         report = load_report(args.report)
         runs = load_micro(args.micro) if args.micro else None
-    except ReportError as e:
+        trace = traces.load(args.trace) if args.trace else None
+    except (ReportError, traces.TraceError) as e:
         fail(str(e))
     claims_doc, claims_error = None, "--no-claims given"
     if not args.no_claims:
@@ -838,7 +1112,8 @@ def main(argv=None):
         fail(f"{out_dir}: cannot create the output directory: {e.strerror or e}")
     written = 0
     source = source_line(report)
-    for stem, build in figures(report, runs, claims_doc, claims_error):
+    only = [p.strip() for p in args.timelines_patterns.split(",") if p.strip()] if args.timelines_patterns else None
+    for stem, build in figures(report, runs, claims_doc, claims_error, trace, only):
         for size in sizes:
             try:
                 fig = build(Ctx(WIDTHS[size], source))

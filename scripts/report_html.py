@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from orchlab_py import claimkit, fmt, require, runtimes, style, verdicts  # noqa: E402
+from orchlab_py import claimkit, fmt, require, runtimes, style, traces, verdicts  # noqa: E402
 from orchlab_py.report import ReportError, load_micro, load_report, micro_beside  # noqa: E402
 from orchlab_py.report import host_busy_line, micro_build_line, micro_context  # noqa: E402
 
@@ -98,6 +98,11 @@ def create_parser():
                    help="output file (default: index.html next to REPORT)")
     p.add_argument("--micro", metavar="MICRO", help="Google Benchmark JSON of orchlab-micro (default: micro.json next to REPORT, if any)")
     p.add_argument("--no-micro", action="store_true", help="ignore a micro.json next to REPORT")
+    p.add_argument("--trace", metavar="TRACE",
+                   help="trace of orchlab run --trace (default: trace.json next to REPORT, if any): each traced "
+                   "scenario gets its timelines figure and links to each traced orchestration, written as a "
+                   "small trace file of its own under traces/ beside the page")
+    p.add_argument("--no-trace", action="store_true", help="ignore a trace.json next to REPORT")
     return p
 
 
@@ -360,8 +365,50 @@ class Figures:
                       lambda m: m.group(1) + (prefix + m.group(2) if m.group(2) in ids else m.group(2)), text)
 
 
-def scenario_section(report, figs, scenario):
-    """One scenario: its description, figures and cell table."""
+PERFETTO = ('Each file opens in <a href="https://ui.perfetto.dev">ui.perfetto.dev</a> (<em>Open trace file</em>; '
+            "Perfetto reads it in the browser, nothing is uploaded) or in <code>chrome://tracing</code> "
+            "(<em>Load</em>): a process per cell, a track per orchestration, call and service; click a call's "
+            "slice and follow its arrow to the service's. docs/analysis.md, &ldquo;Traces&rdquo;, says what "
+            "each span means.")
+
+
+def traces_html(figs, tr, scenario, files, out_dir):
+    """A traced scenario's timelines figure and links to each traced orchestration's JSON."""
+    p = figs.plot
+    parts = ['<div class="traces">']
+    svg = figs.svg(f"{scenario} timelines", lambda c: p.fig_timelines(tr, scenario, c))
+    if svg:
+        prefer = p.timeline_prefer(scenario)
+        parts.append(figure_html(
+            svg, f"Timelines of the traced repetition (repetition 0): per pattern, the orchestration the trace "
+            f"marks \"{prefer[0]}\" (a pattern without one shows its slowest sampled orchestration and says so), "
+            "its calls and tasks, and the services' spans for the same calls; the dashed line is the deadline, "
+            "the shaded stretch what ran after the orchestration returned."))
+    items = []
+    whole = os.path.relpath(os.path.abspath(tr.path), out_dir)
+    for cell in sorted(tr.cells_of(scenario), key=lambda c: (style.sort_patterns([c.pattern for c in tr.cells_of(
+            scenario)]).index(c.pattern), c.fanout, c.concurrency)):
+        name = f"{swatch(cell.pattern)} <span class=\"muted\">fanout {cell.fanout}, {cell.concurrency} callers</span>"
+        if not cell.traced:
+            items.append(f"<li>{name}: not traced ({esc(cell.why or 'no reason given')})</li>")
+            continue
+        links = []
+        for sample in cell.samples:
+            path = files.get((cell.pid, sample.index))
+            if path:
+                rel = os.path.relpath(path, out_dir)
+                links.append(f'<a href="{esc(rel)}">#{sample.index} {esc(sample.sampled_as)}: '
+                             f"{esc(sample.verdict)}</a>")
+        items.append(f"<li>{name}: {', '.join(links) or 'no orchestration sampled'} "
+                     f'<span class="muted">(all of them: <a href="{esc(whole)}">{esc(os.path.basename(whole))}</a>, '
+                     f"process {cell.pid})</span></li>")
+    parts.append(f"<p><strong>Traced orchestrations</strong> (JSON, trace-event format). {PERFETTO}</p>"
+                 f"<ul>{''.join(items)}</ul></div>")
+    return "".join(parts)
+
+
+def scenario_section(report, figs, scenario, trace_html=""):
+    """One scenario: its description, figures, timelines (when traced) and cell table."""
     p = figs.plot
     parts = [f'<section id="s-{esc(scenario)}"><h3>{esc(scenario)}</h3>']
     sc = report.lab.get("scenarios", {}).get(scenario) if isinstance(report.lab.get("scenarios"), dict) else None
@@ -382,6 +429,7 @@ def scenario_section(report, figs, scenario):
         svg = figs.svg(f"{scenario} {name}", build)
         if svg:
             parts.append(figure_html(svg, caption))
+    parts.append(trace_html)
     parts.append(cells_table(report, scenario))
     parts.append("</section>")
     return "".join(parts)
@@ -392,15 +440,17 @@ def links_section(out_dir, report_path, micro_path):
     items = []
     for label, path in (("report.json", report_path), ("micro.json", micro_path),
                         ("CLAIMS.md", os.path.join(os.path.dirname(os.path.abspath(report_path)), "CLAIMS.md")),
-                        ("plots/", os.path.join(os.path.dirname(os.path.abspath(report_path)), "plots"))):
+                        ("plots/", os.path.join(os.path.dirname(os.path.abspath(report_path)), "plots")),
+                        ("trace.json", os.path.join(os.path.dirname(os.path.abspath(report_path)), "trace.json")),
+                        ("traces/", os.path.join(out_dir, "traces"))):
         if path and os.path.exists(path):
             rel = os.path.relpath(os.path.abspath(path), out_dir)
             items.append(f'<li><a href="{esc(rel)}">{esc(label)}</a> <span class="muted">{esc(rel)}</span></li>')
     return f'<section id="files"><h2>Files</h2><ul>{"".join(items)}</ul></section>'
 
 
-def render(report, runs, micro_path, claims_doc, claims_error, out_path):
-    """The whole page as a string."""
+def render(report, runs, micro_path, claims_doc, claims_error, out_path, trace=None):
+    """The whole page as a string; a trace's orchestrations are written under traces/ beside it."""
     figs = Figures(report)
     p = figs.plot
     out_dir = os.path.dirname(os.path.abspath(out_path))
@@ -426,7 +476,13 @@ def render(report, runs, micro_path, claims_doc, claims_error, out_path):
                 overview.append(f'<p class="muted">{esc(micro_line.replace("`", ""))}</p>')
                 micro_line = None
     scenarios = report.scenarios()
-    scen_html = "".join(scenario_section(report, figs, s) for s in scenarios)
+    trace_parts = {}
+    if trace is not None:
+        files = traces.split(trace, os.path.join(out_dir, "traces"))
+        for s in trace.scenarios():
+            if s in scenarios:
+                trace_parts[s] = traces_html(figs, trace, s, files, out_dir)
+    scen_html = "".join(scenario_section(report, figs, s, trace_parts.get(s, "")) for s in scenarios)
     nav = "".join(f'<a href="#{h}">{esc(t)}</a>' for h, t in (
         ("context", "run"), ("claims", "claims"), ("comparison", "comparison"), ("overview", "across scenarios"),
         ("scenarios", "scenarios"), ("files", "files")))
@@ -466,10 +522,13 @@ def main(argv=None):
     started = time.monotonic()
     if args.micro is None and not args.no_micro:
         args.micro = micro_beside(args.report)
+    if args.trace is None and not args.no_trace:
+        args.trace = traces.beside(args.report)
     try:
         report = load_report(args.report)
         runs = load_micro(args.micro) if args.micro else None
-    except ReportError as e:
+        trace = traces.load(args.trace) if args.trace else None
+    except (ReportError, traces.TraceError) as e:
         fail(str(e))
     require("matplotlib")
     claims_doc, claims_error = None, None
@@ -479,7 +538,10 @@ def main(argv=None):
         claims_error = str(e)
         print(f"{PROG}: no claims section: {e}", file=sys.stderr)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.report)), "index.html")
-    page = render(report, runs, args.micro, claims_doc, claims_error, out)
+    try:
+        page = render(report, runs, args.micro, claims_doc, claims_error, out, trace)
+    except OSError as e:
+        fail(f"{os.path.join(os.path.dirname(os.path.abspath(out)), 'traces')}: cannot write: {e.strerror or e}")
     tmp = f"{out}.tmp.{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -183,6 +183,10 @@ std::string usage() {
          "                           chrome://tracing) of sampled orchestrations of each\n"
          "                           cell's first repetition: its span, its calls' and\n"
          "                           the services' spans (docs/analysis.md, Traces)\n"
+         "        --trace-scenarios <S>\n"
+         "                           Trace only these scenarios' cells, comma separated\n"
+         "                           names of scenarios of the run (needs --trace;\n"
+         "                           make bench: one-hangs,fail-fast)\n"
          "        --shard     <I/N>  Drive shard I of N (I from 0): callers or open-loop\n"
          "                           starts I, I+N, ... of every cell, same cells, seeds\n"
          "                           and call keys as one process; needs --start-at.\n"
@@ -350,6 +354,13 @@ Command parse_command_line(int argc, const char* const* argv) {
     } else if (flag == "--trace") {
       run.trace = take();
       if (run.trace.empty()) throw UsageError("--trace: needs a file name");
+    } else if (flag == "--trace-scenarios") {
+      const auto v = take();
+      auto list = split(v, ',');
+      if (list.empty()) throw UsageError("--trace-scenarios: needs scenario names");
+      for (const auto& s : list)
+        if (s.empty()) throw UsageError("--trace-scenarios: an empty name in \"" + v + "\"");
+      run.trace_scenarios = list;
     } else if (flag == "--shard") {
       const auto [index, count] = parse_shard(take(), "--shard");
       run.sharded = true;
@@ -394,6 +405,8 @@ Command parse_command_line(int argc, const char* const* argv) {
     if (const char* at = std::getenv("ORCHLAB_START_AT"); at && *at)
       run.start_at_unix_ns = parse_instant(at, "ORCHLAB_START_AT");
   }
+  if (!run.trace_scenarios.empty() && run.trace.empty())
+    throw UsageError("--trace-scenarios: needs --trace FILE");
   if (run.sharded && !run.start_at_unix_ns)
     throw UsageError(
         "--shard: needs --start-at (or ORCHLAB_START_AT): the shards' windows "

@@ -231,6 +231,14 @@ void check_services(Services& services, const Cell& cell, int repetition, Measur
   service_errors.push_back(what);
 }
 
+constexpr const char* kNotTracedScenario = "not traced: its scenario is not in --trace-scenarios";
+
+// Whether --trace covers the cells of scenario `name` (--trace-scenarios).
+bool traces_scenario(const RunOptions& options, const std::string& name) {
+  const auto& only = options.trace_scenarios;
+  return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
+}
+
 // Drives every cell, repetitions interleaved: repetition 1 of every cell of a
 // scenario (in a shuffled order), then repetition 2, and so on. Returns false
 // when interrupted. Each finished repetition is appended to `journal` and its
@@ -332,8 +340,13 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
           ++step;  // its repetitions are accounted for in the progress
           continue;
         }
+        const bool traced = tracer && r == 0 && traces_scenario(options, sc.name);
         if (const auto rec = journal.find(cell.name(), r)) {
           by_cell[i].push_back(*rec);  // resumed: measured before the run was cut short
+          // Its measurement is the journal's: there is nothing to draw.
+          if (tracer && r == 0)
+            tracer->untraced(cell, traced ? "not traced: repetition 0 came from the journal"
+                                          : kNotTracedScenario);
           continue;
         }
         progress.begin_cell(step++, cell.name(), planned_repetition_seconds(cell));
@@ -368,8 +381,10 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         // own (embedded) services by the shard.
         env.reset_services = !options.sharded || options.shard_index == 0 ||
                              options.services != RunOptions::ServicesMode::remote;
-        // --trace: each cell's first repetition.
-        if (tracer && r == 0) {
+        // --trace: each cell's first repetition (of the --trace-scenarios).
+        if (tracer && r == 0 && !traced) {
+          tracer->untraced(cell, kNotTracedScenario);
+        } else if (traced) {
           if (driver)
             tracer->untraced(cell, "its calls are made by the driver's process (docs/drivers.md)");
           else
@@ -503,6 +518,17 @@ int run_command(const RunOptions& options, const char* argv0) {
       trace::check_path(options.trace);
     } catch (const std::invalid_argument& e) {
       std::cerr << "orchlab: " << e.what() << "\n";
+      return 2;
+    }
+    // A name that is none of the run's scenarios is a typo that would trace nothing.
+    for (const auto& name : options.trace_scenarios) {
+      if (std::any_of(scenarios.begin(), scenarios.end(),
+                      [&](const Scenario& s) { return s.name == name; }))
+        continue;
+      std::string have;
+      for (const auto& s : scenarios) have += (have.empty() ? "" : ", ") + s.name;
+      std::cerr << "orchlab: --trace-scenarios: \"" << name
+                << "\" is not a scenario of this run (its scenarios: " << have << ")\n";
       return 2;
     }
     tracer = std::make_unique<trace::Tracer>(options.trace);

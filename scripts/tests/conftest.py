@@ -17,6 +17,8 @@ INPUTS = os.path.join(HERE, "inputs")
 # Overridable, to run the suite against another report (e.g. a fresh real run) unchanged.
 REPORT = os.environ.get("ORCHLAB_SAMPLE_REPORT", os.path.join(INPUTS, "report.json"))
 MICRO = os.environ.get("ORCHLAB_SAMPLE_MICRO", os.path.join(INPUTS, "micro.json"))
+# A real trace of orchlab run --trace (one-hangs and fail-fast, one sample per cell kept).
+TRACE = os.environ.get("ORCHLAB_SAMPLE_TRACE", os.path.join(INPUTS, "trace_sample.json"))
 
 sys.path.insert(0, SCRIPTS)
 

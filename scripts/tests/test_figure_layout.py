@@ -5,10 +5,11 @@ import itertools
 
 import pytest
 
-from conftest import MICRO, REPORT
+from conftest import MICRO, REPORT, TRACE
 
 plot = pytest.importorskip("plot")
 from orchlab_py import style, verdicts  # noqa: E402
+from orchlab_py import traces  # noqa: E402
 from orchlab_py.report import load_micro, load_report  # noqa: E402
 
 TOLERANCE_PX = 1.0  # anti-aliasing: boxes that touch are not overlapping
@@ -22,16 +23,17 @@ def inputs():
         claims, error = verdicts.run_claims(REPORT, MICRO), None
     except verdicts.ClaimsError as e:
         claims, error = None, str(e)
-    return report, runs, claims, error
+    return report, runs, claims, error, traces.load(TRACE)
 
 
 def _builders(inputs):
-    report, runs, claims, error = inputs
-    return plot.figures(report, runs, claims, error)
+    report, runs, claims, error, trace = inputs
+    return plot.figures(report, runs, claims, error, trace)
 
 
 STEMS = ["throughput", "latency_healthy", "latency_one-hangs", "leaks", "cascade_one-hangs", "lock_wait",
-         "threads", "micro_aggregation", "micro_orchestrate", "verdicts"]
+         "threads", "micro_aggregation", "micro_orchestrate", "verdicts", "timelines_one-hangs",
+         "timelines_fail-fast"]
 SIZES = list(plot.WIDTHS)
 
 

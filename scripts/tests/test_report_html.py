@@ -8,17 +8,18 @@ import shutil
 
 import pytest
 
-from conftest import MICRO, REPORT, first_feasible_cell, run_cli, run_script, set_cell, write
+from conftest import MICRO, REPORT, TRACE, first_feasible_cell, run_cli, run_script, set_cell, write
 
 cdp = pytest.importorskip("cdp")
 
 
 @pytest.fixture(scope="module")
 def page_file(tmp_path_factory):
-    """index.html generated beside a copy of the sample report and micro.json."""
+    """index.html generated beside a copy of the sample report, micro.json and trace.json."""
     d = tmp_path_factory.mktemp("html")
     shutil.copy(REPORT, d / "report.json")
     shutil.copy(MICRO, d / "micro.json")
+    shutil.copy(TRACE, d / "trace.json")
     r = run_cli("report_html.py", d / "report.json")
     assert r.code == 0, r.err
     assert (d / "index.html").exists()
@@ -118,6 +119,35 @@ def test_clicking_a_header_sorts_the_rows(page):
     nums = [float(v) for _, v in _column(page, t, c) if v not in (None, "")]
     assert nums == sorted(nums, reverse=True)
     assert page.errors() == []
+
+
+def test_traced_scenarios_show_their_timelines_and_link_each_orchestration(page_file):
+    import json
+    import os
+    text = page_file.read_text(encoding="utf-8")
+    for scenario in ("one-hangs", "fail-fast"):
+        section = text[text.index(f'id="s-{scenario}"'):]
+        section = section[:section.index("</section>")]
+        assert '<div class="traces">' in section and "<svg" in section.split('<div class="traces">')[1]
+        assert "ui.perfetto.dev" in section
+        links = re.findall(r'href="(traces/[^"]+\.json)"', section)
+        assert len(links) >= 5, scenario
+        for link in links:  # each a small trace of its own, one orchestration
+            with open(os.path.join(page_file.parent, link), encoding="utf-8") as f:
+                part = json.load(f)
+            assert part["otherData"]["sample"] >= 1 and part["traceEvents"]
+        assert 'href="trace.json"' in section
+    # A scenario the trace does not cover has no timelines.
+    healthy = text[text.index('id="s-healthy"'):]
+    assert '<div class="traces">' not in healthy[:healthy.index("</section>")]
+
+
+def test_the_timelines_are_drawn(page):
+    sizes = page.eval("Array.from(document.querySelectorAll('.traces figure svg'))"
+                      ".map(s => { const r = s.getBoundingClientRect(); return [r.width, r.height]; })")
+    assert len(sizes) == 2
+    assert all(w > 500 and h > 300 for w, h in sizes), sizes
+    assert page.eval("document.querySelectorAll('.traces a[href^=\"traces/\"]').length") >= 10
 
 
 def test_full_page_screenshot(page, tmp_path_factory):

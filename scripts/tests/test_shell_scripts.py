@@ -62,3 +62,32 @@ def test_callgrind_client_refuses_a_bad_top():
                          text=True, timeout=30)
     assert run.returncode == 2
     assert "must be" in run.stderr
+
+
+@pytest.mark.parametrize("scenario, env, traced", [
+    ("scenarios/default.json", {}, "one-hangs,fail-fast"),
+    ("quick", {}, "one-hangs,fail-fast"),
+    ("scenarios/scaling.json", {}, None),
+    ("default", {"BENCH_TRACE": ""}, None),
+    ("healthy", {"BENCH_TRACE": "healthy"}, "healthy"),
+])
+def test_bench_traces_one_hangs_and_fail_fast_into_the_results_folder(tmp_path, scenario, env, traced):
+    # A stand-in orchlab that records its arguments and reports an interrupted run (130):
+    # bench.sh then stops after the sweep.
+    import os
+    build = tmp_path / "build"
+    (build / "harness").mkdir(parents=True)
+    fake = build / "harness" / "orchlab"
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGS_FILE"\nexit 130\n')
+    fake.chmod(0o755)
+    out = tmp_path / "results" / "stamp"
+    args_file = tmp_path / "args"
+    run = subprocess.run([str(SCRIPTS / "bench.sh"), str(build), str(out), scenario], capture_output=True,
+                         text=True, timeout=30, env={**os.environ, **env, "ARGS_FILE": str(args_file)})
+    assert run.returncode == 130, run.stderr
+    args = args_file.read_text().splitlines()
+    if traced is None:
+        assert "--trace" not in args and "--trace-scenarios" not in args
+    else:
+        assert args[args.index("--trace") + 1] == str(out / "trace.json")
+        assert args[args.index("--trace-scenarios") + 1] == traced

@@ -235,6 +235,11 @@ TEST(CliTest, ParsesRunFlags) {
   EXPECT_FALSE(r.thread_budget);
   EXPECT_TRUE(
       parse_command_line(2, std::array<const char*, 2>{"orchlab", "run"}.data()).run.thread_budget);
+  const char* traced[] = {
+      "orchlab", "run", "--trace", "t.json", "--trace-scenarios", "one-hangs,fail-fast"};
+  const auto t = parse_command_line(static_cast<int>(std::size(traced)), traced).run;
+  EXPECT_EQ(t.trace, "t.json");
+  EXPECT_EQ(t.trace_scenarios, (std::vector<std::string>{"one-hangs", "fail-fast"}));
 }
 
 TEST(CliTest, RejectsMistakesNamingTheFlag) {
@@ -253,6 +258,8 @@ TEST(CliTest, RejectsMistakesNamingTheFlag) {
   reject({"run", "--services", "ftp://x"}, "--services");
   reject({"run", "--bogus"}, "--bogus");
   reject({"run", "--out"}, "--out");
+  reject({"run", "--trace-scenarios", "one-hangs"}, "needs --trace");
+  reject({"run", "--trace", "t.json", "--trace-scenarios", "a,,b"}, "--trace-scenarios");
   reject({"frobnicate"}, "frobnicate");
   reject({}, "command");
   EXPECT_DOUBLE_EQ(parse_duration("-1s", "--duration"), -1.0);  // validation names it later

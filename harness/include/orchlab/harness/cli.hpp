@@ -34,6 +34,9 @@ struct RunOptions {
   /// --trace FILE: Chrome trace-event JSON of sampled orchestrations of
   /// each cell's first repetition; empty: no trace.
   std::string trace;
+  /// --trace-scenarios a,b: trace only the cells of these scenarios (names
+  /// as the run's scenarios are named); empty: every scenario's cells.
+  std::vector<std::string> trace_scenarios;
   bool quiet = false;
   /// false (--no-thread-budget): run thread-per-call cells the thread
   /// estimate would refuse as infeasible.
