@@ -369,12 +369,8 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         env.reset_services = !options.sharded || options.shard_index == 0 ||
                              options.services != RunOptions::ServicesMode::remote;
         // --trace: each cell's first repetition.
-        if (tracer && r == 0) {
-          if (driver)
-            tracer->untraced(cell, "its calls are made by the driver's process (docs/drivers.md)");
-          else
-            env.tracer = tracer;
-        }
+        // A driver's cell too: it records its calls and returns the samples.
+        if (tracer && r == 0) env.tracer = tracer;
         bool complete = false;
         auto m = driver ? run_driver_repetition(env, *go_driver.path, r, complete)
                         : run_repetition(env, r, complete);
