@@ -59,7 +59,7 @@ func newTracer(maxOrch, maxCalls, callers int) *tracer {
 		callers = 1
 	}
 	per := maxOrch / callers
-	if per < 1 {
+	if per < 1 && maxOrch > 0 {
 		per = 1
 	}
 	return &tracer{perCaller: per, calls: make([]callRec, maxCalls), pending: map[uint64][]*callRec{}}
