@@ -1,5 +1,8 @@
 #!/usr/bin/python3
-"""Tests of orchlab run --trace: valid trace-event JSON whose spans agree with the report, the services' spans joined only where a mock traces, a bad path refused before anything runs."""
+"""Tests of orchlab run --trace: valid trace-event JSON whose spans agree with the report
+(thread-per-call exhibits through the traced Fetch, async-group through its client's
+observer, the Go cells from orchlab-go's own recording), the services' spans joined only
+where a mock traces, a bad path refused before anything runs."""
 import argparse
 import collections
 import json
