@@ -45,8 +45,6 @@ constexpr std::int64_t kSampleNs = 10'000'000;  // threads and RSS, as the C++ s
 constexpr std::int64_t kBucketNs = 100'000'000;
 // From spawning the driver to its load: the start of a Go binary is a few ms.
 constexpr std::chrono::milliseconds kLead{300};
-// --trace: the calls a driver may record per repetition, as this process's table.
-constexpr std::size_t kTraceMaxCalls = 131'072;
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -376,7 +374,7 @@ ojson driver_input(const CellEnv& env, int repetition, std::int64_t load_start_m
   // --trace: the driver records its calls and returns the samples' spans.
   if (env.tracer)
     in["trace"] = {{"max_orchestrations", trace::Repetition::kMaxOrchRecords},
-                   {"max_calls", kTraceMaxCalls}};
+                   {"max_calls", trace::Repetition::kMaxCalls}};
   return in;
 }
 

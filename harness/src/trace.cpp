@@ -30,6 +30,7 @@ using nlohmann::ordered_json;
 constexpr std::size_t kMockRecords = 50'000;
 // Calls the caller's side can record per repetition: half of 2^18 slots.
 constexpr std::size_t kTableLog2 = 18;
+static_assert((std::size_t{1} << kTableLog2) / 2 == Repetition::kMaxCalls);
 // How long the services may take to end the requests still in flight.
 constexpr auto kSettle = std::chrono::milliseconds(1000);
 

@@ -89,6 +89,7 @@ struct Repetition {
   std::vector<bool> mock;                  ///< per service: an orchlab-mock that traces
   std::size_t records_per_caller = 0;      ///< the bound of each caller's OrchRecords
   static constexpr std::size_t kMaxOrchRecords = 1 << 18;
+  static constexpr std::size_t kMaxCalls = 1 << 17;  ///< calls recorded (half the table)
 };
 
 /// A run's trace: sampled orchestrations of every traced repetition, written
