@@ -36,6 +36,11 @@ class AsyncGroup final : public Pattern {
   std::string_view name() const override { return name_; }
   std::optional<PoolStats> pool_stats() const override { return client_.stats(); }
   void reset_pool_stats() override { client_.reset_stats(); }
+  // --trace: the calls bypass the Fetch, so the client reports them.
+  bool observe_calls(CallObserver* observer) override {
+    client_.set_observer(observer);
+    return true;
+  }
 
   Outcome run(const Plan& plan, const Fetch& /*fetch*/) override {
     return async::run_group(runtime_, plan.deadline, policy_, [&](async::Group& group) {

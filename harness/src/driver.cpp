@@ -466,6 +466,8 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   if (env.tracer)
     traced = env.tracer->begin(*env.services, env.fetch,
                                shard_callers(cell.concurrency, env.shard_index, env.shard_count));
+  // A pattern with its own client (async-group) reports its calls itself.
+  if (traced) traced->own_client = env.pattern->observe_calls(traced->observer.get());
   if (env.client) env.client->reset_stats();
   env.pattern->reset_pool_stats();
   // This repetition's orchestrations count into a ledger of their own:
@@ -666,6 +668,7 @@ Measurement run_repetition(const CellEnv& env, int repetition_index, bool& compl
   ser.os_threads.resize(buckets, os_thread_count());
 
   if (traced) {
+    env.pattern->observe_calls(nullptr);
     std::vector<trace::OrchRecord> records;
     for (auto& s : per_caller) {
       records.insert(records.end(), s.traced.begin(), s.traced.end());

@@ -20,7 +20,9 @@
 #include <sstream>
 #include <thread>
 
+#include "orchlab/harness/services.hpp"
 #include "orchlab/harness/system.hpp"
+#include "orchlab/harness/trace.hpp"
 
 #ifndef ORCHLAB_SOURCE_DIR
 #define ORCHLAB_SOURCE_DIR "."
@@ -369,6 +371,10 @@ ojson driver_input(const CellEnv& env, int repetition, std::int64_t load_start_m
   in["caller_ids"] = std::move(callers);
   in["drain_timeout_ms"] = drain_timeout.count();
   in["load_start_mono_ns"] = load_start_mono_ns;
+  // --trace: the driver records its calls and returns the samples' spans.
+  if (env.tracer)
+    in["trace"] = {{"max_orchestrations", trace::Repetition::kMaxOrchRecords},
+                   {"max_calls", trace::Repetition::kMaxCalls}};
   return in;
 }
 
@@ -500,6 +506,9 @@ Measurement run_driver_repetition(const CellEnv& env, const std::string& driver_
   complete = true;
   auto interrupted = [&] { return env.interrupted && env.interrupted->load(); };
   auto infeasible = [&](std::string why, const std::string& err) {
+    if (env.tracer)
+      env.tracer->untraced(cell, "repetition " + std::to_string(repetition_index + 1) +
+                                     " of its driver gave no measurement: " + why);
     Measurement bad = cell_identity(cell, env.family_index, env.per_family_instance_index);
     bad.repetition_index = repetition_index;
     bad.infeasible = "repetition " + std::to_string(repetition_index + 1) + ": " + why;
@@ -510,6 +519,17 @@ Measurement run_driver_repetition(const CellEnv& env, const std::string& driver_
 
   const auto stats_before = begin_repetition(env, m);
   const std::int64_t settle = std::chrono::nanoseconds(kSlotSettle).count();
+  // --trace: the services record from here; whatever ends this repetition
+  // without a measurement switches them off again and says why.
+  std::vector<bool> traced_mocks;
+  if (env.tracer) traced_mocks = env.tracer->begin_driver(*env.services);
+  struct TraceGuard {
+    const CellEnv& env;
+    bool open;
+    ~TraceGuard() {
+      if (open) env.services->set_tracing(false, 0);
+    }
+  } trace_guard{env, env.tracer != nullptr};
 
   const std::int64_t load_start =
       env.slot_start_ns ? std::max(now_ns() + std::chrono::nanoseconds(kLead).count() / 3,
@@ -704,6 +724,19 @@ Measurement run_driver_repetition(const CellEnv& env, const std::string& driver_
                       err);
   if (WIFSIGNALED(status))
     return infeasible("orchlab-go died of " + signal_name(WTERMSIG(status)), err);
+  // A driver that predates `trace` refuses the field as unknown: the
+  // repetition runs again without it, and the trace says so.
+  if (env.tracer && WIFEXITED(status) && WEXITSTATUS(status) == 2 &&
+      err.find("unknown field \"trace\"") != std::string::npos) {
+    trace_guard.open = false;
+    env.services->set_tracing(false, 0);
+    env.tracer->untraced(cell,
+                         "its driver does not know the input field \"trace\" (it predates it): "
+                         "run untraced");
+    CellEnv untraced = env;
+    untraced.tracer = nullptr;
+    return run_driver_repetition(untraced, driver_path, repetition_index, complete);
+  }
   if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
     return infeasible("orchlab-go exited with status " + std::to_string(WEXITSTATUS(status)) +
                           (WEXITSTATUS(status) == 2 ? " (it refused the cell as bad input)" : ""),
@@ -747,6 +780,10 @@ Measurement run_driver_repetition(const CellEnv& env, const std::string& driver_
   const std::size_t buckets = m.series.started.size();
   m.series.os_threads.resize(buckets, last.threads);
   m.server = server_delta(stats_before, env.services->stats());
+  if (env.tracer) {
+    trace_guard.open = false;
+    env.tracer->end_driver(cell, repetition_index, doc, traced_mocks, *env.services);
+  }
   return m;
 }
 

@@ -381,15 +381,12 @@ bool drive_all(const std::vector<Scenario>& scenarios, const std::vector<Cell>& 
         // own (embedded) services by the shard.
         env.reset_services = !options.sharded || options.shard_index == 0 ||
                              options.services != RunOptions::ServicesMode::remote;
-        // --trace: each cell's first repetition (of the --trace-scenarios).
-        if (tracer && r == 0 && !traced) {
+        // --trace: each cell's first repetition (of the --trace-scenarios); a
+        // driver's cell too: it records its calls and returns the samples.
+        if (tracer && r == 0 && !traced)
           tracer->untraced(cell, kNotTracedScenario);
-        } else if (traced) {
-          if (driver)
-            tracer->untraced(cell, "its calls are made by the driver's process (docs/drivers.md)");
-          else
-            env.tracer = tracer;
-        }
+        else if (traced)
+          env.tracer = tracer;
         bool complete = false;
         auto m = driver ? run_driver_repetition(env, *go_driver.path, r, complete)
                         : run_repetition(env, r, complete);

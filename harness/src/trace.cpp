@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -29,6 +30,7 @@ using nlohmann::ordered_json;
 constexpr std::size_t kMockRecords = 50'000;
 // Calls the caller's side can record per repetition: half of 2^18 slots.
 constexpr std::size_t kTableLog2 = 18;
+static_assert((std::size_t{1} << kTableLog2) / 2 == Repetition::kMaxCalls);
 // How long the services may take to end the requests still in flight.
 constexpr auto kSettle = std::chrono::milliseconds(1000);
 
@@ -133,6 +135,37 @@ Fetch traced_fetch(Fetch inner, std::shared_ptr<CallTable> table) {
       };
 }
 
+namespace {
+
+// async-group's client reports its calls here: the handle is the call's slot.
+class TableObserver final : public CallObserver {
+ public:
+  explicit TableObserver(std::shared_ptr<CallTable> table) : table_(std::move(table)) {}
+  void* call_started(const Call& call) noexcept override {
+    CallSlot* slot = table_->claim(call.key);
+    if (slot) slot->start_ns.store(now_ns(), std::memory_order_relaxed);
+    return slot;
+  }
+  void call_replied(void* handle, const Reply& reply) noexcept override {
+    auto* slot = static_cast<CallSlot*>(handle);
+    slot->reply_ns.store(now_ns(), std::memory_order_relaxed);
+    slot->status.store(reply.status, std::memory_order_relaxed);
+    slot->error.store(static_cast<int>(reply.error), std::memory_order_relaxed);
+  }
+  void task_ended(void* handle) noexcept override {
+    static_cast<CallSlot*>(handle)->task_end_ns.store(now_ns(), std::memory_order_relaxed);
+  }
+
+ private:
+  std::shared_ptr<CallTable> table_;
+};
+
+}  // namespace
+
+std::unique_ptr<CallObserver> table_observer(std::shared_ptr<CallTable> table) {
+  return std::make_unique<TableObserver>(std::move(table));
+}
+
 void forget_pending() {
   t_pending.slots.clear();
   t_pending.table.reset();
@@ -146,6 +179,7 @@ std::unique_ptr<Repetition> Tracer::begin(Services& services, const Fetch& fetch
   auto rep = std::make_unique<Repetition>();
   rep->table = std::make_shared<CallTable>(kTableLog2);
   if (fetch) rep->fetch = traced_fetch(fetch, rep->table);
+  rep->observer = table_observer(rep->table);
   rep->mock = services.set_tracing(true, kMockRecords);
   rep->records_per_caller =
       Repetition::kMaxOrchRecords / static_cast<std::size_t>(std::max(1, callers));
@@ -156,11 +190,35 @@ void Tracer::untraced(const Cell& cell, const std::string& why) {
   cells_.push_back({{"cell", cell.name()}, {"traced", false}, {"why", why}});
 }
 
-void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
-                 std::vector<OrchRecord> records, const Repetition& rep, Services& services) {
-  // The services' side, by service and key. A request the caller gave up on
-  // ends at the service when it notices the abort, which may be just after
-  // the drain: its record is read once nothing is in flight (bounded).
+// A call as drawn: what the caller's side recorded of it.
+struct DrawnCall {
+  bool recorded = false;  ///< false: the caller's side has no record of it
+  std::uint64_t key = 0;
+  std::int64_t start_ns = 0, reply_ns = 0, task_end_ns = 0;  ///< 0: unknown
+  int status = 0;
+  int error = 0;  ///< ReplyError
+};
+
+// A sample as drawn: its orchestration, why it was chosen, its calls.
+struct Tracer::Drawn {
+  OrchRecord o;
+  std::string why;
+  std::vector<DrawnCall> calls;  ///< one per call of the plan, in plan order
+};
+
+// The services' side of a traced repetition, by service and key.
+struct Tracer::ServiceSide {
+  nlohmann::json docs = nlohmann::json::array();  ///< owns what by_key points into
+  std::vector<std::unordered_map<std::uint64_t, const nlohmann::json*>> by_key;
+  std::vector<bool> mock, full;
+  std::int64_t read_ns = 0;
+  std::size_t n_services = 1;
+};
+
+Tracer::ServiceSide Tracer::read_services(const std::vector<bool>& traced, Services& services) {
+  // A request the caller gave up on ends at the service when it notices the
+  // abort, which may be just after the drain: its record is read once
+  // nothing is in flight (bounded).
   const auto until = std::chrono::steady_clock::now() + kSettle;
   for (;;) {
     bool idle = true;
@@ -170,19 +228,31 @@ void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   const auto docs = services.trace();
-  const std::int64_t read_ns = now_ns();
+  ServiceSide side;
+  side.read_ns = now_ns();
   services.set_tracing(false, kMockRecords);
-  const std::size_t n_services = std::max<std::size_t>(1, services.urls().size());
-  std::vector<std::unordered_map<std::uint64_t, const nlohmann::json*>> by_key(n_services);
-  std::vector<bool> mock(n_services, false), full(n_services, false);
-  for (std::size_t s = 0; s < docs.size() && s < n_services; ++s) {
-    if (!docs[s] || s >= rep.mock.size() || !rep.mock[s]) continue;
-    mock[s] = true;
-    full[s] = docs[s]->value("dropped", 0) > 0;
-    for (const auto& r : (*docs[s])["records"])
+  side.n_services = std::max<std::size_t>(1, services.urls().size());
+  side.by_key.resize(side.n_services);
+  side.mock.assign(side.n_services, false);
+  side.full.assign(side.n_services, false);
+  for (std::size_t s = 0; s < side.n_services; ++s)
+    side.docs.push_back(s < docs.size() && docs[s] ? *docs[s] : nlohmann::json());
+  for (std::size_t s = 0; s < docs.size() && s < side.n_services; ++s) {
+    if (!docs[s] || s >= traced.size() || !traced[s]) continue;
+    const auto& doc = side.docs[s];
+    side.mock[s] = true;
+    side.full[s] = doc.value("dropped", 0) > 0;
+    if (!doc.contains("records")) continue;
+    for (const auto& r : doc["records"])
       if (r.contains("key") && r["key"].is_number_unsigned())
-        by_key[s].emplace(r["key"].get<std::uint64_t>(), &r);
+        side.by_key[s].emplace(r["key"].get<std::uint64_t>(), &r);
   }
+  return side;
+}
+
+void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
+                 std::vector<OrchRecord> records, const Repetition& rep, Services& services) {
+  const ServiceSide side = read_services(rep.mock, services);
   const auto fanout = static_cast<std::size_t>(cell.fanout);
   const bool fetch_used = rep.table->used() > 0;
   auto key_of = [&](const OrchRecord& o, std::size_t i) {
@@ -195,8 +265,8 @@ void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
     for (std::size_t i = 0; i < fanout && fetch_used; ++i) {
       const auto* slot = rep.table->find(key_of(o, i));
       if (!slot) return false;
-      const auto s = i % n_services;
-      if (full[s] && !by_key[s].count(key_of(o, i))) return false;
+      const auto s = i % side.n_services;
+      if (side.full[s] && !side.by_key[s].count(key_of(o, i))) return false;
     }
     return true;
   };
@@ -232,6 +302,144 @@ void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
   nearest(0.5, "near p50");
   nearest(0.99, "near p99");
 
+  std::vector<Drawn> drawn;
+  for (const auto& [o, why] : samples) {
+    Drawn d{*o, why, {}};
+    for (std::size_t i = 0; i < fanout && fetch_used; ++i) {
+      DrawnCall c;
+      c.key = key_of(*o, i);
+      if (const auto* slot = rep.table->find(c.key)) {
+        c.recorded = true;
+        c.start_ns = slot->start_ns.load(std::memory_order_relaxed);
+        c.reply_ns = slot->reply_ns.load(std::memory_order_relaxed);
+        c.task_end_ns = slot->task_end_ns.load(std::memory_order_relaxed);
+        c.status = slot->status.load(std::memory_order_relaxed);
+        c.error = slot->error.load(std::memory_order_relaxed);
+      }
+      d.calls.push_back(c);
+    }
+    drawn.push_back(std::move(d));
+  }
+  draw(cell, repetition, drawn, side, services, records.size(), rep.table->used(),
+       rep.own_client ? "client" : "fetch");
+}
+
+std::vector<bool> Tracer::begin_driver(Services& services) {
+  return services.set_tracing(true, kMockRecords);
+}
+
+namespace {
+
+// A driver's orchestration or call field: an integer, else `fallback` and a
+// complaint.
+std::int64_t int_field(const nlohmann::json& o, const char* name, std::string& why) {
+  const auto it = o.find(name);
+  if (it == o.end() || !it->is_number_integer()) {
+    if (why.empty()) why = std::string("trace: \"") + name + "\" is missing or not an integer";
+    return 0;
+  }
+  return it->get<std::int64_t>();
+}
+
+std::optional<Verdict> verdict_of(const std::string& v) {
+  for (auto x : {Verdict::complete, Verdict::partial, Verdict::failed, Verdict::timed_out})
+    if (to_string(x) == v) return x;
+  return std::nullopt;
+}
+
+}  // namespace
+
+void Tracer::end_driver(const Cell& cell, int repetition, const nlohmann::json& measurement,
+                        const std::vector<bool>& mock, Services& services) {
+  const ServiceSide side = read_services(mock, services);
+  const auto it = measurement.find("trace");
+  if (it == measurement.end() || !it->is_object()) {
+    untraced(cell, "the driver's measurement has no \"trace\" (a driver that does not trace)");
+    return;
+  }
+  const auto& t = *it;
+  std::string why;
+  std::vector<Drawn> drawn;
+  const auto fanout = static_cast<std::size_t>(cell.fanout);
+  const auto orchs = t.find("orchestrations");
+  if (orchs == t.end() || !orchs->is_array()) why = "trace: \"orchestrations\" is not a list";
+  for (std::size_t k = 0; why.empty() && k < orchs->size(); ++k) {
+    const auto& j = (*orchs)[k];
+    if (!j.is_object()) {
+      why = "trace: an orchestration is not an object";
+      break;
+    }
+    Drawn d;
+    d.o.intended_ns = int_field(j, "intended_ns", why);
+    d.o.start_ns = int_field(j, "start_ns", why);
+    d.o.end_ns = int_field(j, "end_ns", why);
+    d.o.seq = static_cast<std::uint64_t>(int_field(j, "seq", why));
+    d.o.caller = static_cast<std::int32_t>(int_field(j, "caller", why));
+    d.o.live_at_return = static_cast<std::int32_t>(int_field(j, "tasks_live_at_return", why));
+    const auto v = verdict_of(j.value("verdict", std::string()));
+    if (!v && why.empty()) why = "trace: an orchestration's \"verdict\" is not a verdict";
+    d.o.verdict = v.value_or(Verdict::failed);
+    d.why = j.value("sampled_as", std::string("sampled"));
+    const auto calls = j.find("calls");
+    if (calls == j.end() || !calls->is_array() || calls->size() != fanout) {
+      if (why.empty())
+        why = "trace: an orchestration's \"calls\" is not a list of its " + std::to_string(fanout) +
+              " calls";
+      break;
+    }
+    for (std::size_t i = 0; why.empty() && i < fanout; ++i) {
+      const auto& c = (*calls)[i];
+      DrawnCall dc;
+      dc.key = call_key(repetition, d.o.caller, d.o.seq, static_cast<int>(i));
+      if (!c.is_object()) {
+        why = "trace: a call is not an object";
+        break;
+      }
+      // The driver's key is the harness's rule's (a disagreement would join
+      // the calls to other calls' service spans).
+      if (c.contains("key") &&
+          !(c["key"].is_number_unsigned() && c["key"].get<std::uint64_t>() == dc.key) &&
+          why.empty())
+        why = "trace: a call's \"key\" is not the one call_keys gives it";
+      dc.start_ns = int_field(c, "start_ns", why);
+      dc.recorded = dc.start_ns != 0;  // 0: its fetch had not begun
+      dc.reply_ns = int_field(c, "reply_ns", why);
+      dc.task_end_ns = int_field(c, "task_end_ns", why);
+      dc.status = static_cast<int>(int_field(c, "status", why));
+      const std::string outcome = c.value("outcome", std::string());
+      if (outcome == "answered")
+        dc.error = static_cast<int>(ReplyError::none);
+      else if (outcome == "http")
+        dc.error = static_cast<int>(ReplyError::http);
+      else if (outcome == "transport")
+        dc.error = static_cast<int>(ReplyError::transport);
+      else if (outcome == "cancelled")
+        dc.error = static_cast<int>(ReplyError::cancelled);
+      else if (dc.reply_ns != 0 && why.empty())
+        why = "trace: a call's \"outcome\" is not answered, http, transport or cancelled";
+      d.calls.push_back(dc);
+    }
+    // Drawn whole, as this process's samples: not when a full mock trace
+    // may have dropped one of its records.
+    bool whole = true;
+    for (std::size_t i = 0; i < d.calls.size(); ++i) {
+      const auto s = i % side.n_services;
+      if (side.full[s] && !side.by_key[s].count(d.calls[i].key)) whole = false;
+    }
+    if (whole) drawn.push_back(std::move(d));
+  }
+  if (!why.empty()) {
+    untraced(cell, "the driver's trace is not well formed (" + why + ")");
+    return;
+  }
+  draw(cell, repetition, drawn, side, services,
+       t.value("orchestrations_recorded", std::uint64_t{0}),
+       t.value("calls_recorded", std::uint64_t{0}), "driver");
+}
+
+void Tracer::draw(const Cell& cell, int repetition, const std::vector<Drawn>& samples,
+                  const ServiceSide& side, Services& services, std::uint64_t orchestrations,
+                  std::uint64_t calls_recorded, const char* recorded_by) {
   // One process per cell; per sample one track for the orchestration, one
   // per call, one per call's service span.
   const int pid = next_pid_++;
@@ -274,8 +482,13 @@ void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
   };
   const std::int64_t deadline_ns =
       static_cast<std::int64_t>(cell.scenario->deadline_ms) * 1'000'000;
+  const auto& by_key = side.by_key;
+  const auto& mock = side.mock;
+  const std::size_t n_services = side.n_services;
   int index = 0;
-  for (const auto& [o, why] : samples) {
+  for (const auto& sample : samples) {
+    const OrchRecord* o = &sample.o;
+    const std::string& why = sample.why;
     ++index;
     const std::string verdict(to_string(o->verdict));
     const int otid = track("#" + std::to_string(index) + " " + why + ": " + verdict);
@@ -298,16 +511,15 @@ void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
                        {"ts", us(o->intended_ns + deadline_ns)},
                        {"pid", pid},
                        {"tid", otid}});
-    if (!fetch_used) continue;
-    for (std::size_t i = 0; i < fanout; ++i) {
-      const auto key = key_of(*o, i);
-      const auto* slot = rep.table->find(key);
-      if (!slot) continue;
+    for (std::size_t i = 0; i < sample.calls.size(); ++i) {
+      const DrawnCall& call = sample.calls[i];
+      if (!call.recorded) continue;
+      const auto key = call.key;
       const auto s = i % n_services;
       const std::string service = s < services.names().size() ? services.names()[s] : "?";
-      const std::int64_t start = slot->start_ns.load(std::memory_order_relaxed);
-      const std::int64_t reply = slot->reply_ns.load(std::memory_order_relaxed);
-      const std::int64_t task_end = slot->task_end_ns.load(std::memory_order_relaxed);
+      const std::int64_t start = call.start_ns;
+      const std::int64_t reply = call.reply_ns;
+      const std::int64_t task_end = call.task_end_ns;
       const int ctid =
           track("#" + std::to_string(index) + " call " + std::to_string(i) + " -> " + service);
       if (task_end >= start && task_end > 0)
@@ -322,15 +534,15 @@ void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
         args["outcome"] = "no reply by the end of the drain";
         label = "call (no reply)";
       } else {
-        const auto error = slot->error.load(std::memory_order_relaxed);
-        const auto status = slot->status.load(std::memory_order_relaxed);
+        const auto error = call.error;
+        const auto status = call.status;
         args["outcome"] = outcome_of(error);
         args["status"] = status ? ordered_json(status) : ordered_json(nullptr);
         args["after_return_ms"] = std::max<double>(0, static_cast<double>(reply - o->end_ns) / 1e6);
         label = "call: " + outcome_of(error) + (status ? " " + std::to_string(status) : "") +
                 (reply > o->end_ns ? " (after the return)" : "");
       }
-      const std::int64_t call_end = reply ? reply : read_ns;
+      const std::int64_t call_end = reply ? reply : std::max(side.read_ns, start);
       // A call the mock has no record of never reached it (its trace was not
       // full, or the sample would not have been drawn): e.g. cancelled while
       // it waited for a connection or before its request was written.
@@ -377,10 +589,11 @@ void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
                     {"traced", true},
                     {"pid", pid},
                     {"repetition", repetition},
-                    {"orchestrations", records.size()},
+                    {"orchestrations", orchestrations},
                     {"samples", samples.size()},
-                    {"calls_recorded", rep.table->used()},
-                    {"service_traced", std::move(mocks)}});
+                    {"calls_recorded", calls_recorded},
+                    {"service_traced", std::move(mocks)},
+                    {"recorded_by", recorded_by}});
 }
 
 void Tracer::write() const {

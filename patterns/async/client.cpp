@@ -326,6 +326,7 @@ struct Client::Impl {
   std::atomic<std::uint64_t> stale_discarded{0};
   std::atomic<std::uint64_t> transport_errors{0};
   std::atomic<std::uint64_t> cancelled{0};
+  std::atomic<CallObserver*> observer{nullptr};  // --trace: see Client::set_observer
 
   // The host's pool, created on first use. A host name is resolved once,
   // blocking (the lab's services are literal loopback addresses).
@@ -731,11 +732,38 @@ Client::~Client() = default;
 namespace {
 // An answer known before any I/O, in the Task get() returns.
 Task<Reply> answer(Reply reply) { co_return reply; }
+
+// A traced call: `inner` wrapped in a frame of its own, which stamps the
+// reply when it comes and the task's end when the frame is destroyed (by the
+// group's root of the call, once it has the reply, just before the census
+// ends the call's task; an exception ends it with no reply).
+Task<Reply> observed(CallObserver& observer, void* handle, Task<Reply> inner) {
+  struct End {
+    CallObserver& observer;
+    void* handle;
+    ~End() { observer.task_ended(handle); }
+  } end{observer, handle};
+  Reply reply = co_await std::move(inner);
+  observer.call_replied(handle, reply);
+  co_return reply;
+}
 }  // namespace
 
 // Not a coroutine itself: it returns the coroutine that does the call, one
-// frame per call instead of two.
+// frame per call instead of two (two when traced).
 Task<Reply> Client::get(const Call& call, Stop stop) {
+  if (CallObserver* observer = impl_->observer.load(std::memory_order_acquire)) [[unlikely]] {
+    if (void* handle = observer->call_started(call))
+      return observed(*observer, handle, unobserved_get(call, stop));
+  }
+  return unobserved_get(call, stop);
+}
+
+void Client::set_observer(CallObserver* observer) {
+  impl_->observer.store(observer, std::memory_order_release);
+}
+
+Task<Reply> Client::unobserved_get(const Call& call, Stop stop) {
   Url url;
   if (!parse_url(call.url, url)) return answer(transport_reply("bad url: " + call.url));
   if (url.scheme == "http") return impl_->http_get(call, url, stop);

@@ -56,11 +56,20 @@ class Client {
   /// Must run on a Group's strand (the Stop is only valid there).
   Task<Reply> get(const Call& call, Stop stop);
 
+  /// Reports every call from now on to `observer` (nullptr: none, the
+  /// default; a call then pays one atomic load and a null check): its start
+  /// when get() is called, its reply when the call's coroutine has it, and
+  /// the end of the call's coroutine (its frame, destroyed as the group's
+  /// root of the call resumes). The observer must outlive the calls that
+  /// saw it; set it while no call is in flight.
+  void set_observer(CallObserver* observer);
+
   /// Consistent when no call is in flight; cheap enough to read any time.
   ClientStats stats() const;
   void reset_stats();
 
  private:
+  Task<Reply> unobserved_get(const Call& call, Stop stop);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

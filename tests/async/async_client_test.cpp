@@ -7,7 +7,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
@@ -256,6 +258,86 @@ TEST(AsyncClientTest, InprocChecksTheStopBeforeItStarts) {
   ASSERT_EQ(out.slots.size(), 2u);
   EXPECT_FALSE(out.slots[1].has_value());
   EXPECT_EQ(client.stats().cancelled, 1u);
+}
+
+// What a CallObserver (--trace) saw, per call key.
+class Recorder final : public CallObserver {
+ public:
+  struct Seen {
+    std::int64_t start = 0, reply = 0, end = 0;
+    Reply answer;
+  };
+  void* call_started(const Call& call) noexcept override {
+    if (call.key == 0) return nullptr;  // not recorded: neither of the others comes
+    std::lock_guard lock(mu);
+    Seen& s = seen[call.key];
+    s.start = now();
+    return &s;
+  }
+  void call_replied(void* handle, const Reply& reply) noexcept override {
+    std::lock_guard lock(mu);
+    auto* s = static_cast<Seen*>(handle);
+    s->reply = now();
+    s->answer = reply;
+  }
+  void task_ended(void* handle) noexcept override {
+    std::lock_guard lock(mu);
+    static_cast<Seen*>(handle)->end = now();
+  }
+  static std::int64_t now() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+  }
+  std::mutex mu;
+  std::map<std::uint64_t, Seen> seen;  // node-based: a handle stays valid
+};
+
+// --trace: the client reports each keyed call's start, its reply (an answer
+// or the cancel) and its coroutine's end, all before the group returns; a
+// call the observer declines and every call after the observer is removed
+// cost it nothing.
+TEST(AsyncClientTest, AnObserverSeesEachCallsStartReplyAndEnd) {
+  auto fleet = one_service();
+  Runtime runtime(2);
+  Client client(runtime.context(), {.max_conns_per_host = 8});
+  Recorder recorder;
+  client.set_observer(&recorder);
+  Call now{"inproc://now"}, http{fleet->url("a") + "/x?delay_ms=20"},
+      slow{"inproc://s?delay_ms=10000"}, unkeyed{"inproc://unkeyed"};
+  now.key = 1;
+  http.key = 2;
+  slow.key = 3;
+  auto run = [&] {
+    census::Scope scope;
+    return run_group(runtime, 200ms, Policy::collect_all, [&](Group& g) {
+      for (const Call* c : {&now, &http, &slow, &unkeyed})
+        g.go([&, c](Stop stop) { return client.get(*c, stop); });
+    });
+  };
+  const auto before = Recorder::now();
+  const Outcome out = run();
+  const auto after = Recorder::now();
+  EXPECT_EQ(out.verdict, Verdict::timed_out);
+  {
+    std::lock_guard lock(recorder.mu);
+    ASSERT_EQ(recorder.seen.size(), 3u) << "the unkeyed call is not recorded";
+    for (const auto& [key, s] : recorder.seen) {
+      EXPECT_LE(before, s.start) << key;
+      EXPECT_LE(s.start, s.reply) << key;
+      EXPECT_LE(s.reply, s.end) << key;
+      EXPECT_LE(s.end, after) << key << ": the call's coroutine ended before the group returned";
+    }
+    EXPECT_EQ(recorder.seen[1].answer.status, 200);
+    EXPECT_EQ(recorder.seen[2].answer.status, 200);
+    EXPECT_GE(recorder.seen[2].reply - recorder.seen[2].start, 20'000'000) << "the mock's delay";
+    EXPECT_EQ(recorder.seen[3].answer.error, ReplyError::cancelled);
+    EXPECT_GE(recorder.seen[3].reply - before, 200'000'000) << "cancelled at the deadline";
+    recorder.seen.clear();
+  }
+  client.set_observer(nullptr);
+  run();
+  std::lock_guard lock(recorder.mu);
+  EXPECT_TRUE(recorder.seen.empty());
 }
 
 }  // namespace

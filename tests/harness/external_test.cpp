@@ -16,6 +16,7 @@
 #include "orchlab/harness/driver.hpp"
 #include "orchlab/harness/scenario.hpp"
 #include "orchlab/harness/services.hpp"
+#include "orchlab/harness/trace.hpp"
 #include "orchlab/pattern.hpp"
 
 namespace orchlab::harness {
@@ -362,6 +363,114 @@ TEST_F(FakeDriverTest, ADriverThatReadsNothingIsNotASignal) {
   const auto m = run(script("echo 'orchlab-go: no' >&2; exit 2"));
   ASSERT_TRUE(m.infeasible);
   EXPECT_NE(m.infeasible->find("status 2"), std::string::npos) << *m.infeasible;
+}
+
+// --trace and a driver (docs/drivers.md, "The trace"): the input asks for the
+// trace; a measurement's samples are drawn with their calls; a measurement
+// without one, a malformed one, or a driver that predates the field leaves
+// the cell untraced, saying why, and measured all the same.
+class FakeTracedDriverTest : public FakeDriverTest {
+ protected:
+  json traced_run(const std::string& driver, Measurement* out = nullptr) {
+    trace::Tracer tracer((dir_ / "t.json").string());
+    env_.tracer = &tracer;
+    const auto m = run(driver);
+    env_.tracer = nullptr;
+    EXPECT_FALSE(m.infeasible) << *m.infeasible;
+    if (out) *out = m;
+    tracer.write();
+    return json::parse(std::ifstream(dir_ / "t.json"));
+  }
+  std::string with_trace(const json& trace) {
+    json j = good_measurement(cell_);
+    if (!trace.is_null()) j["trace"] = trace;
+    std::ofstream(dir_ / "m.json") << j.dump();
+    return script("cat > " + (dir_ / "in.json").string() + "; cat " + (dir_ / "m.json").string());
+  }
+  json sample() const {
+    json calls = json::array();
+    const std::int64_t t = 1'000'000'000;
+    for (int i = 0; i < cell_.fanout; ++i)
+      calls.push_back({{"key", call_key(0, 1, 7, i)},
+                       {"start_ns", t + 1000},
+                       {"reply_ns", t + 2000 + i},
+                       {"task_end_ns", t + 3000},
+                       {"status", 200},
+                       {"outcome", "answered"}});
+    return {{"clock", "CLOCK_MONOTONIC ns"},
+            {"orchestrations_recorded", 5},
+            {"calls_recorded", 15},
+            {"orchestrations",
+             {{{"sampled_as", "near p50"},
+               {"verdict", "complete"},
+               {"caller", 1},
+               {"seq", 7},
+               {"intended_ns", t},
+               {"start_ns", t},
+               {"end_ns", t + 5000},
+               {"tasks_live_at_return", 0},
+               {"calls", calls}}}}};
+  }
+};
+
+TEST_F(FakeTracedDriverTest, ASampleIsDrawnWithItsCalls) {
+  const json doc = traced_run(with_trace(sample()));
+  const auto in = json::parse(std::ifstream(dir_ / "in.json"));
+  EXPECT_EQ(in["trace"]["max_orchestrations"], trace::Repetition::kMaxOrchRecords);
+  ASSERT_EQ(doc["otherData"]["cells"].size(), 1u);
+  const auto& c = doc["otherData"]["cells"][0];
+  EXPECT_EQ(c["traced"], true);
+  EXPECT_EQ(c["recorded_by"], "driver");
+  EXPECT_EQ(c["samples"], 1);
+  EXPECT_EQ(c["calls_recorded"], 15);
+  int calls = 0, orchestrations = 0;
+  for (const auto& e : doc["traceEvents"]) {
+    if (e["ph"] != "X") continue;
+    const std::string name = e["name"];
+    if (name.rfind("call: answered 200", 0) == 0) {
+      ++calls;
+      EXPECT_EQ(e["ts"], 1'000'001.0);  // µs
+      // The services traced (in-process mocks) but never saw these keys.
+      EXPECT_EQ(e["args"]["service_record"], "none: the request never reached the service");
+    }
+    if (name == "orchestration: complete") ++orchestrations;
+  }
+  EXPECT_EQ(calls, cell_.fanout);
+  EXPECT_EQ(orchestrations, 1);
+}
+
+TEST_F(FakeTracedDriverTest, NoTraceOrAMalformedOneLeavesTheCellUntraced) {
+  json bad_key = sample();
+  bad_key["orchestrations"][0]["calls"][0]["key"] = 12345;
+  json no_calls = sample();
+  no_calls["orchestrations"][0].erase("calls");
+  for (const auto& [trace, says] :
+       std::vector<std::pair<json, std::string>>{{json(), "has no \"trace\""},
+                                                 {bad_key, "not the one call_keys gives it"},
+                                                 {no_calls, "\"calls\" is not a list"}}) {
+    Measurement m;
+    const json doc = traced_run(with_trace(trace), &m);
+    EXPECT_EQ(m.complete, 2u) << "measured all the same";
+    ASSERT_EQ(doc["otherData"]["cells"].size(), 1u);
+    const auto& c = doc["otherData"]["cells"][0];
+    EXPECT_EQ(c["traced"], false);
+    EXPECT_NE(c["why"].get<std::string>().find(says), std::string::npos) << c["why"];
+  }
+}
+
+TEST_F(FakeTracedDriverTest, ADriverThatPredatesTheTraceRunsAgainWithout) {
+  std::ofstream(dir_ / "m.json") << good_measurement(cell_).dump();
+  // Refuses the field as orchlab-go refuses any unknown one.
+  const std::string driver = script(
+      "in=$(cat); case \"$in\" in *'\"trace\"'*) echo 'orchlab-go: stdin is not a protocol 1 "
+      "cell: json: unknown field \"trace\"' >&2; exit 2;; esac; cat " +
+      (dir_ / "m.json").string());
+  Measurement m;
+  const json doc = traced_run(driver, &m);
+  EXPECT_EQ(m.complete, 2u);
+  const auto& c = doc["otherData"]["cells"][0];
+  EXPECT_EQ(c["traced"], false);
+  EXPECT_NE(c["why"].get<std::string>().find("predates"), std::string::npos) << c["why"];
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #!/usr/bin/python3
-"""Tests of orchlab run --trace: valid trace-event JSON whose spans agree with the report, the services' spans joined only where a mock traces, a bad path refused before anything runs."""
+"""Tests of orchlab run --trace: valid trace-event JSON whose spans agree with the report
+(thread-per-call exhibits through the traced Fetch, async-group through its client's
+observer, the Go cells from orchlab-go's own recording), the services' spans joined only
+where a mock traces, a bad path refused before anything runs."""
 import argparse
 import collections
 import json
@@ -15,6 +18,7 @@ import services_test  # noqa: E402  (Recorder: a service that is not orchlab-moc
 
 ORCHLAB = None
 MOCK = None
+GO_DRIVER = None
 # Trace timestamps are µs with three decimals (ns): one tick of slack.
 RESOLUTION_US = 0.002
 
@@ -146,19 +150,15 @@ class TraceTest(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
-    def test_trace_agrees_with_the_report(self):
-        started = time.monotonic()
-        r = run_orchlab(["run", "-s", "mini.json", "-p", "channel-soup,cancellable-group",
-                         "--mock-binary", MOCK, "-o", "r.json", "--trace", "t.json", "-q"], self.dir)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        with open(os.path.join(self.dir, "t.json")) as f:
-            doc = json.load(f)
-        with open(os.path.join(self.dir, "r.json")) as f:
-            report = json.load(f)
+    def check_against_report(self, doc, report, joined=(), leaking=()):
+        """The samples agree with the report: spans as latencies, every call drawn with its
+        service span (or said to have none), the calls of `joined` patterns ending within
+        the abort lag of their return; returns how many calls of `leaking` patterns ended
+        after their orchestration's return."""
         check_trace_events(self, doc)
         cells = {b["pattern"]: b for b in report["benchmarks"] if b["run_type"] == "iteration"}
         samples = Samples(doc)
-        late_soup_calls = 0
+        late = collections.Counter()
         for pattern, cell in cells.items():
             unreached = 0
             pid = samples.pid_of(pattern)
@@ -180,13 +180,14 @@ class TraceTest(unittest.TestCase):
                     self.assertGreaterEqual(end(o) + RESOLUTION_US,
                                             a["intended_start_us"] + a["deadline_ms"] * 1e3, o)
                 self.assertEqual(len(calls), cell["fanout"], "%s: every call has its span" % pattern)
+                self.assertEqual(len(tasks), cell["fanout"], "%s: every call's task has its span" % pattern)
                 for c in calls + tasks:
                     self.assertGreaterEqual(c["ts"] + RESOLUTION_US, o["ts"], "a call starts inside its orchestration")
-                    if pattern == "channel-soup" and end(c) > end(o) + RESOLUTION_US:
-                        late_soup_calls += 1
-                    if pattern == "cancellable-group":
+                    if pattern in leaking and end(c) > end(o) + RESOLUTION_US:
+                        late[pattern] += 1
+                    if pattern in joined:
                         self.assertLessEqual(end(c), end(o) + lag_ms * 1e3 + RESOLUTION_US,
-                                             "cancellable-group joins its calls: %s" % c)
+                                             "%s joins its calls: %s" % (pattern, c))
             # Every call to an orchlab-mock has the service's span, by key.
             keys = {s["args"]["key"] for s in samples.services(pid)}
             # A call cancelled before its request reached the mock has none,
@@ -201,7 +202,45 @@ class TraceTest(unittest.TestCase):
                     self.assertIn("never reached", c["args"].get("service_record", ""), c)
                     unreached += 1
                     self.assertLess(unreached, 4 * cell["fanout"], "most calls reach the service")
-        self.assertGreater(late_soup_calls, 0, "channel-soup's calls outlive its timed-out orchestrations")
+        return late
+
+    def test_trace_agrees_with_the_report(self):
+        started = time.monotonic()
+        r = run_orchlab(["run", "-s", "mini.json", "-p", "channel-soup,cancellable-group,async-group",
+                         "--mock-binary", MOCK, "-o", "r.json", "--trace", "t.json", "-q"], self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(self.dir, "t.json")) as f:
+            doc = json.load(f)
+        with open(os.path.join(self.dir, "r.json")) as f:
+            report = json.load(f)
+        late = self.check_against_report(doc, report, joined=("cancellable-group", "async-group"),
+                                         leaking=("channel-soup",))
+        self.assertGreater(late["channel-soup"], 0, "channel-soup's calls outlive its timed-out orchestrations")
+        # async-group calls through its own client, which reports its calls.
+        by = {c["cell"].split("/")[1]: c.get("recorded_by") for c in doc["otherData"]["cells"]}
+        self.assertEqual(by, {"channel-soup": "fetch", "cancellable-group": "fetch", "async-group": "client"})
+        self.assertLess(time.monotonic() - started, 60)
+
+    def test_go_cells_are_drawn_like_cpp_ones(self):
+        if not GO_DRIVER or not os.access(GO_DRIVER, os.X_OK):
+            self.fail(f"orchlab-go not built at {GO_DRIVER}: run `make go` first")
+        started = time.monotonic()
+        r = run_orchlab(["run", "-s", "mini.json", "-p", "go-channel-soup,go-errgroup",
+                         "--go-driver", GO_DRIVER, "--mock-binary", MOCK, "-o", "r.json",
+                         "--trace", "t.json", "-q"], self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(self.dir, "t.json")) as f:
+            doc = json.load(f)
+        with open(os.path.join(self.dir, "r.json")) as f:
+            report = json.load(f)
+        for b in report["benchmarks"]:
+            self.assertIsNone(b["infeasible"], b["name"])
+        late = self.check_against_report(doc, report, joined=("go-errgroup",), leaking=("go-channel-soup",))
+        self.assertGreater(late["go-channel-soup"], 0, "go-channel-soup's calls outlive its timed-out orchestrations")
+        for c in doc["otherData"]["cells"]:
+            self.assertTrue(c["traced"], c)
+            self.assertEqual(c["recorded_by"], "driver", c)
+            self.assertGreater(c["calls_recorded"], 0, c)
         self.assertLess(time.monotonic() - started, 60)
 
     def test_no_span_is_invented_for_a_foreign_service(self):
@@ -263,15 +302,17 @@ def create_parser():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orchlab", required=True, help="orchlab binary")
     parser.add_argument("--mock", required=True, help="orchlab-mock binary")
+    parser.add_argument("--go-driver", help="orchlab-go binary (the Go cells' test)")
     parser.add_argument("tests", nargs="*", help="test names (default: all)")
     return parser
 
 
 def main():
     """Runs the selected tests."""
-    global ORCHLAB, MOCK
+    global ORCHLAB, MOCK, GO_DRIVER
     args = create_parser().parse_args()
     ORCHLAB, MOCK = os.path.abspath(args.orchlab), os.path.abspath(args.mock)
+    GO_DRIVER = os.path.abspath(args.go_driver) if args.go_driver else None
     names = ["TraceTest." + t for t in args.tests] if args.tests else ["TraceTest"]
     suite = unittest.defaultTestLoader.loadTestsFromNames(names, sys.modules[__name__])
     result = unittest.TextTestRunner(verbosity=2).run(suite)

@@ -86,7 +86,24 @@ func (o *Orchestration) start() {
 	o.ledger.live.Add(1)
 }
 
+// taskEndHook, when set, runs on a task's own goroutine as its function ends, before
+// the census counts it finished: the driver's tracer stamps there the end of the
+// goroutine that made a call (docs/drivers.md, "trace"). Nil: nothing runs.
+var taskEndHook atomic.Pointer[func()]
+
+// SetTaskEndHook installs f for every task that ends from now on (nil: none).
+func SetTaskEndHook(f func()) {
+	if f == nil {
+		taskEndHook.Store(nil)
+		return
+	}
+	taskEndHook.Store(&f)
+}
+
 func (o *Orchestration) end() {
+	if h := taskEndHook.Load(); h != nil {
+		(*h)()
+	}
 	o.live.Add(-1)
 	if o.returned.Load() {
 		if past := now() - o.returnedAt.Load(); past > 0 {

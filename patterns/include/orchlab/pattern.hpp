@@ -113,6 +113,22 @@ struct PoolStats {
   LogHistogram wait_ns;  ///< time to acquire a connection, every acquire
 };
 
+/// What the harness's tracer (`orchlab run --trace`) sees of the calls a
+/// pattern makes through its own client instead of the Fetch (async-group):
+/// the same three instants the traced Fetch stamps for the other exhibits.
+/// Called concurrently from the pattern's threads: cheap, never throws.
+class CallObserver {
+ public:
+  virtual ~CallObserver() = default;
+  /// A call begins (its key is Call::key). Returns the handle the two below
+  /// take, or nullptr when this call is not recorded (then neither is called).
+  virtual void* call_started(const Call& call) noexcept = 0;
+  /// The call's reply is known: an answer, an error or a cancellation.
+  virtual void call_replied(void* handle, const Reply& reply) noexcept = 0;
+  /// The task that made the call has ended (async-group: its coroutine).
+  virtual void task_ended(void* handle) noexcept = 0;
+};
+
 /// An orchestration strategy. run() blocks the caller until the strategy
 /// returns; what it leaves running after that is what the lab measures.
 /// NOTE: run() may be called concurrently from several caller threads.
@@ -128,6 +144,12 @@ class Pattern {
   /// has no pool of its own. Read and reset them while no run() is active.
   virtual std::optional<PoolStats> pool_stats() const { return std::nullopt; }
   virtual void reset_pool_stats() {}
+
+  /// A pattern that calls through its own client reports its calls to
+  /// `observer` (nullptr: to nobody, the default, at the cost of one null
+  /// check per call) and returns true; a pattern whose calls all go through
+  /// the Fetch returns false. Set it while no run() is active.
+  virtual bool observe_calls(CallObserver* /*observer*/) { return false; }
 };
 
 /// Category "orchlab.reply" for ReplyError::transport and ::cancelled.

@@ -60,6 +60,11 @@ class CallTable {
 /// start, reply and (through the census's task-end hook) its task's end.
 Fetch traced_fetch(Fetch inner, std::shared_ptr<CallTable> table);
 
+/// The same recorder for a pattern that calls through its own client
+/// (Pattern::observe_calls, async-group): each keyed call claims a slot in
+/// `table`; the client stamps its start, its reply and its coroutine's end.
+std::unique_ptr<CallObserver> table_observer(std::shared_ptr<CallTable> table);
+
 /// Forgets the calling thread's calls still waiting for their task's end
 /// (a caller thread that made calls itself is no task: they stay unknown).
 void forget_pending();
@@ -78,10 +83,13 @@ struct OrchRecord {
 /// What one traced repetition records while it runs.
 struct Repetition {
   std::shared_ptr<CallTable> table;
-  Fetch fetch;                         ///< the traced Fetch (empty: none given)
-  std::vector<bool> mock;              ///< per service: an orchlab-mock that traces
-  std::size_t records_per_caller = 0;  ///< the bound of each caller's OrchRecords
+  Fetch fetch;                             ///< the traced Fetch (empty: none given)
+  std::unique_ptr<CallObserver> observer;  ///< for a pattern with its own client
+  bool own_client = false;                 ///< the pattern reported to `observer`
+  std::vector<bool> mock;                  ///< per service: an orchlab-mock that traces
+  std::size_t records_per_caller = 0;      ///< the bound of each caller's OrchRecords
   static constexpr std::size_t kMaxOrchRecords = 1 << 18;
+  static constexpr std::size_t kMaxCalls = 1 << 17;  ///< calls recorded (half the table)
 };
 
 /// A run's trace: sampled orchestrations of every traced repetition, written
@@ -99,15 +107,34 @@ class Tracer {
   /// latency p50 and two nearest p99 of `m`) and adds their events.
   void end(const Cell& cell, const Measurement& m, int repetition, std::vector<OrchRecord> records,
            const Repetition& rep, Services& services);
-  /// A cell whose calls this process does not make (a driver's): said in
-  /// the file, not drawn.
+  /// A cell whose calls this process does not make (a driver's that cannot
+  /// trace): said in the file, not drawn.
   void untraced(const Cell& cell, const std::string& why);
+
+  /// Before a driver's traced repetition (docs/drivers.md, `trace`):
+  /// switches the services' trace on; returns which services trace.
+  std::vector<bool> begin_driver(Services& services);
+  /// After it: draws the samples the driver chose and recorded (its
+  /// measurement's `trace` object, CLOCK_MONOTONIC ns) with the services'
+  /// spans joined by call key, as end() does for this process's calls. A
+  /// measurement without `trace`, or one that is not well formed, leaves
+  /// the cell untraced with the reason.
+  void end_driver(const Cell& cell, int repetition, const nlohmann::json& measurement,
+                  const std::vector<bool>& mock, Services& services);
 
   /// Writes the document (temp file + rename). Throws std::runtime_error.
   void write() const;
   const std::string& path() const { return path_; }
 
  private:
+  struct Drawn;
+  struct ServiceSide;
+  ServiceSide read_services(const std::vector<bool>& mock, Services& services);
+  /// Adds one cell's process, its samples' tracks and its otherData.cells entry.
+  void draw(const Cell& cell, int repetition, const std::vector<Drawn>& samples,
+            const ServiceSide& side, Services& services, std::uint64_t orchestrations,
+            std::uint64_t calls_recorded, const char* recorded_by);
+
   std::string path_;
   nlohmann::ordered_json events_ = nlohmann::ordered_json::array();
   nlohmann::ordered_json cells_ = nlohmann::ordered_json::array();

@@ -42,6 +42,10 @@ type input struct {
 	CallerIDs       []int    `json:"caller_ids"`         // a shard's callers: default 0..C-1
 	DrainTimeoutMs  *float64 `json:"drain_timeout_ms"`   // default 5000
 	LoadStartMonoNs *int64   `json:"load_start_mono_ns"` // default: when the input is read
+	Trace           *struct {
+		MaxOrchestrations *int `json:"max_orchestrations"` // default 262144
+		MaxCalls          *int `json:"max_calls"`          // default 131072
+	} `json:"trace"` // record the calls and return the samples' spans
 }
 
 // cell is the validated input.
@@ -65,7 +69,10 @@ type cell struct {
 	callerIDs       []int
 	drainTimeoutNs  int64
 	loadStartMonoNs *int64
+	trace           *traceBounds // nil: no trace
 }
+
+type traceBounds struct{ maxOrchestrations, maxCalls int }
 
 type start struct {
 	offsetNs int64
@@ -207,6 +214,23 @@ func parseInput(r io.Reader) (*cell, error) {
 		sort.SliceStable(c.starts, func(i, j int) bool { return c.starts[i].offsetNs < c.starts[j].offsetNs })
 	} else if in.StartOffsetsNs != nil || in.StartSeqs != nil || in.TargetRate != nil {
 		return nil, errors.New("start_offsets_ns, start_seqs and target_rate belong to mode \"open\"")
+	}
+	if in.Trace != nil {
+		c.trace = &traceBounds{defaultTraceOrchestrations, defaultTraceCalls}
+		for _, b := range []struct {
+			name string
+			v    *int
+			into *int
+		}{{"trace.max_orchestrations", in.Trace.MaxOrchestrations, &c.trace.maxOrchestrations},
+			{"trace.max_calls", in.Trace.MaxCalls, &c.trace.maxCalls}} {
+			if b.v == nil {
+				continue
+			}
+			if *b.v < 0 || *b.v > maxTraceBound {
+				return nil, fmt.Errorf("%s %d is outside 0..%d", b.name, *b.v, maxTraceBound)
+			}
+			*b.into = *b.v
+		}
 	}
 	if in.CallerIDs != nil {
 		if len(in.CallerIDs) == 0 {

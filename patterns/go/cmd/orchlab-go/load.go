@@ -60,6 +60,7 @@ type callerStats struct {
 	firstPanic                                      string
 	started, finished                               []uint64
 	lastEndNs                                       int64
+	traced                                          []orchRec // --trace: the window's orchestrations
 }
 
 func bump(v *[]uint64, sinceT0 int64) {
@@ -80,6 +81,7 @@ type load struct {
 	ledger                     *census.Ledger
 	warmupStart, t0, windowEnd int64        // nowNs instants
 	next                       atomic.Int64 // open loop: index of the next start
+	tr                         *tracer      // --trace (nil: off)
 }
 
 func (l *load) record(s *callerStats, intended, end int64) {
@@ -153,7 +155,16 @@ func (l *load) orchestrate(s *callerStats, caller int, seq uint64, intended int6
 	}
 	o := l.ledger.Open()
 	kinds := make([]atomic.Int32, len(calls))
-	env := exhibits.Env{Census: o, Fetch: l.client.For(o, kinds), Timeout: time.Duration(due - start), Limit: c.limit}
+	f := l.client.For(o, kinds)
+	// --trace: a window orchestration's calls are recorded while its caller's share
+	// of the records and the call table last.
+	base := -1
+	if l.tr != nil && intended >= l.t0 && len(s.traced) < l.tr.perCaller {
+		if base = l.tr.claim(len(calls)); base >= 0 {
+			f = l.tr.wrap(f, base)
+		}
+	}
+	env := exhibits.Env{Census: o, Fetch: f, Timeout: time.Duration(due - start), Limit: c.limit}
 	var results []exhibits.Result
 	panicked := ""
 	func() {
@@ -165,12 +176,20 @@ func (l *load) orchestrate(s *callerStats, caller int, seq uint64, intended int6
 		results, _ = c.exhibit.Run(env, calls)
 	}()
 	end := nowNs()
-	o.Return()
+	live := o.Return()
 	if intended < l.t0 {
 		return // warm-up: run, not counted
 	}
 	l.record(s, intended, end)
 	s.calls += uint64(len(calls))
+	v := "failed"
+	if panicked == "" {
+		v = verdict(len(calls), results, end >= due)
+	}
+	if l.tr != nil && len(s.traced) < l.tr.perCaller {
+		s.traced = append(s.traced, orchRec{intended: intended, start: start, end: end, seq: seq,
+			caller: caller, live: live, verdict: v, panicked: panicked != "", base: base})
+	}
 	if panicked != "" {
 		s.failed++
 		s.panicked++
@@ -180,7 +199,7 @@ func (l *load) orchestrate(s *callerStats, caller int, seq uint64, intended int6
 		s.unanswer += uint64(len(calls))
 		return
 	}
-	switch verdict(len(calls), results, end >= due) {
+	switch v {
 	case "complete":
 		s.complete++
 	case "partial":

@@ -85,6 +85,11 @@ func measure(c *cell) *measurement {
 	transport, tj := transportFor(c)
 	defer transport.CloseIdleConnections()
 	l := &load{c: c, client: fetch.New(transport), ledger: &census.Ledger{}}
+	if c.trace != nil {
+		l.tr = newTracer(c.trace.maxOrchestrations, c.trace.maxCalls, len(c.callerIDs))
+		l.tr.install()
+		defer l.tr.uninstall()
+	}
 	m := &measurement{Protocol: ProtocolVersion, Runtime: "go", Pattern: c.pattern,
 		ExhibitForm: c.exhibit.Form(c.fanout), Fanout: c.fanout, Concurrency: c.concurrency,
 		Callers: len(c.callerIDs), Mode: map[bool]string{false: "closed", true: "open"}[c.open],
@@ -240,6 +245,13 @@ func measure(c *cell) *measurement {
 	}
 	ser.LiveTasks = resizeInt(sp.liveSeries, buckets, l.ledger.Live())
 	ser.Goroutines = resizeInt(sp.goroutineSeries, buckets, int64(runtime.NumGoroutine()))
+	if l.tr != nil {
+		var records []orchRec
+		for i := range per {
+			records = append(records, per[i].traced...)
+		}
+		m.Trace = l.tr.result(records, &lat, c)
+	}
 	m.Histograms.LatencyNs = lat.json()
 	m.Histograms.OvershootNs = over.json()
 	sort.Strings(m.Notes)

@@ -71,6 +71,8 @@ type measurement struct {
 		OvershootNs histogramJSON `json:"overshoot_ns"`
 	} `json:"histograms"`
 	Notes []string `json:"notes"`
+	// Trace: only when the input asked for it (docs/drivers.md, "trace").
+	Trace *traceJSON `json:"trace,omitempty"`
 }
 
 type transportJSON struct {
