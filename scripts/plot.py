@@ -696,16 +696,23 @@ def fig_timelines(trace, scenario, ctx, patterns=None):
     max_calls = 6
     title_in = 0.4 if ctx.single else 0.3
     min_row = 0.12 if ctx.single else 0.13
-    # A page holds about ten panels: the patterns past it are named under the figure.
-    fits, used = 0, 0.0
-    for _, _, s, _ in drawn:
-        used += title_in + (1 + min(max_calls, len(s.lanes))) * min_row
-        if used > TIMELINES_MAX_H[ctx.single] and fits:
-            break
-        fits += 1
-    missing = [(p, c, None, "the figure is full: plot.py --timelines-patterns picks") for p, c, _, _ in
-               drawn[fits:]] + missing
-    drawn = drawn[:fits]
+    # A page holds about ten panels: the patterns past it are named under the figure. When
+    # not all fit, the variants (a name with '+') give way first, so that a base pattern of
+    # each runtime is drawn; the panels keep the patterns' order.
+    def fitting(candidates):
+        fits, used = 0, 0.0
+        for _, _, s, _ in candidates:
+            used += title_in + (1 + min(max_calls, len(s.lanes))) * min_row
+            if used > TIMELINES_MAX_H[ctx.single] and fits:
+                break
+            fits += 1
+        return fits
+    if fitting(drawn) < len(drawn):
+        by_priority = sorted(drawn, key=lambda d: "+" in d[0])  # stable: the order otherwise kept
+        kept = {d[0] for d in by_priority[:fitting(by_priority)]}
+        missing = [(p, c, None, "the figure is full: plot.py --timelines-patterns picks") for p, c, _, _ in
+                   drawn if p not in kept] + missing
+        drawn = [d for d in drawn if d[0] in kept]
     rows = [1 + min(max_calls, len(s.lanes)) for _, _, s, _ in drawn]
     row_in = max(min_row, min(0.16, (MAX_PANELS_H - 0.45 - title_in * len(drawn)) / max(1, sum(rows))))
     fig = plt.figure(figsize=(ctx.width, sum(rows) * row_in + title_in * len(drawn) + 0.45))

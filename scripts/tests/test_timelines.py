@@ -185,3 +185,33 @@ def test_plot_py_draws_the_timelines_of_a_trace_beside_the_report(tmp_path):
     bad.write_text("{}", encoding="utf-8")
     r = run_script("plot.py", tmp_path / "report.json", "--trace", bad, "-o", tmp_path / "p2")
     assert r.code == 2 and "not a trace-event document" in r.err
+
+
+def test_a_full_figure_drops_variants_before_a_base_pattern(doc):
+    # one-hangs in make bench: nine C++ exhibits and go-errgroup, sorted last. When not all
+    # fit, a '+' variant gives way, so that each runtime's base pattern is drawn.
+    more = copy.deepcopy(doc)
+    soup = next(c for c in more["otherData"]["cells"] if c["cell"].startswith("one-hangs/channel-soup/"))
+    events = [e for e in more["traceEvents"] if e["pid"] == soup["pid"]]
+    names = [f"channel-soup+v{n:02d}" for n in range(12)] + ["go-errgroup"]
+    for n, pattern in enumerate(names):
+        pid = 2000 + n
+        name = f"one-hangs/{pattern}/fanout:3/concurrency:16"
+        more["otherData"]["cells"].append({**soup, "cell": name, "pid": pid})
+        for e in events:
+            e = copy.deepcopy(e)
+            e["pid"] = pid
+            if e["name"] == "process_name":
+                e["args"]["name"] = name
+            more["traceEvents"].append(e)
+    t = traces.parse(more)
+    plot._import_matplotlib()
+    fig = plot.fig_timelines(t, "one-hangs", plot.Ctx(plot.WIDTHS["double"], "orchlab abc123 · host · date"))
+    try:
+        labels = [ax.get_ylabel().replace("\n", "") for ax in fig.axes if ax.get_ylabel()]
+        assert "go-errgroup" in labels and "channel-soup" in labels
+        assert any(p.startswith("channel-soup+v") for p in labels)  # variants fill what is left
+        assert not all(p in labels for p in names)
+        assert problems(fig) == []
+    finally:
+        plot.plt.close(fig)
