@@ -453,6 +453,16 @@ def disagreements(report, evaluated):
         for _score, label, what, vals in diffs[:5]:
             each = " vs ".join(f"{fmt.num(x) if x is not None else 'not measured'}" for x in vals)
             parts.append(f"{label} {each} ({what})")
+        # An inconclusive side is an interval too wide to decide: say so before any figure.
+        for n, rv, _e, _f in sides:
+            if rv.verdict.verdict != claimkit.INCONCLUSIVE:
+                continue
+            t, r = next(((t, r) for t, r, tv, _w in rv.verdict.tests
+                         if tv == claimkit.INCONCLUSIVE and r is not None), (None, None))
+            if t is not None:
+                parts.insert(0, f"{n} is inconclusive on the interval's width: "
+                             f"{claimkit.interval_text(r, t.get('unit'))}, {claimkit.rests_on(r)}, "
+                             f"reaches across the threshold {claimkit.fmt_number(t['threshold'], t.get('unit'))}")
         pools = [(_transport(report, e[0], e[1]) if e else None) for _n, _rv, e, _f in sides]
         if any(pools) and len(set(pools)) > 1:
             parts.append("pool: " + " vs ".join(p or "unknown" for p in pools))

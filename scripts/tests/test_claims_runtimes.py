@@ -123,6 +123,24 @@ def test_disagreement_is_listed_with_the_measured_figures(tmp_path, go_doc):
     assert "OS threads peak" in line and "vs 9" in line and "thread cost" in line
     assert "`channel-soup` vs `go-channel-soup`" in line
     assert not any(x.startswith("- **3.") for x in dis.splitlines())  # they agree there
+    assert "inconclusive on the interval's width" not in line  # a refutation is no width
+
+
+def test_an_inconclusive_runtime_is_said_to_be_the_intervals_width(tmp_path, go_doc):
+    # Go's soup: zombie time on half its repetitions only, so its interval straddles 1 ms.
+    doc = copy.deepcopy(go_doc)
+    soup = [b for b in doc["benchmarks"] if b.get("pattern") == "go-channel-soup"
+            and b.get("scenario") == "claim-one-hangs-open" and b.get("run_type") == "iteration"]
+    assert len(soup) >= 5
+    for k, b in enumerate(soup):
+        if k % 2 == 0:
+            b["zombie_task_s"] = 0.0
+    out = _claims(tmp_path, doc, "md")
+    dis = out[out.index("### Where the runtimes disagree"):out.index("## The comparison table")]
+    line = next(x for x in dis.splitlines() if x.startswith("- **1."))
+    assert "C++ threads: supported; Go: inconclusive" in line
+    assert "Go is inconclusive on the interval's width: " in line, line
+    assert "repetitions" in line and "reaches across the threshold 0.001 s" in line, line
 
 
 def test_claim_2_is_answered_per_transport_configuration(tmp_path, go_doc):
