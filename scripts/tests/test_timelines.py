@@ -26,6 +26,24 @@ def trace(doc):
     return traces.parse(copy.deepcopy(doc), TRACE)
 
 
+def _with_soup_copies(doc, patterns):
+    """The trace with one-hangs' channel-soup cell copied under each of `patterns`."""
+    more = copy.deepcopy(doc)
+    soup = next(c for c in more["otherData"]["cells"] if c["cell"].startswith("one-hangs/channel-soup/"))
+    events = [e for e in more["traceEvents"] if e["pid"] == soup["pid"]]
+    for n, pattern in enumerate(patterns):
+        pid = 1000 + n
+        name = f"one-hangs/{pattern}/fanout:3/concurrency:16"
+        more["otherData"]["cells"].append({**soup, "cell": name, "pid": pid})
+        for e in events:
+            e = copy.deepcopy(e)
+            e["pid"] = pid
+            if e["name"] == "process_name":
+                e["args"]["name"] = name
+            more["traceEvents"].append(e)
+    return more
+
+
 def _cell(trace, scenario, pattern):
     return next(c for c in trace.cells if c.scenario == scenario and c.pattern == pattern)
 
@@ -114,20 +132,7 @@ def test_an_article_picks_its_patterns(trace):
 @pytest.mark.parametrize("size", list(plot.WIDTHS))
 def test_a_scenario_of_many_patterns_still_fits_a_page(doc, size):
     # fail-fast runs every exhibit in make bench: twenty panels would not fit; the rest are named.
-    more = copy.deepcopy(doc)
-    soup = next(c for c in more["otherData"]["cells"] if c["cell"].startswith("one-hangs/channel-soup/"))
-    events = [e for e in more["traceEvents"] if e["pid"] == soup["pid"]]
-    for n in range(20):
-        pid = 1000 + n
-        name = f"one-hangs/exhibit-{n:02d}/fanout:3/concurrency:16"
-        more["otherData"]["cells"].append({**soup, "cell": name, "pid": pid})
-        for e in events:
-            e = copy.deepcopy(e)
-            e["pid"] = pid
-            if e["name"] == "process_name":
-                e["args"]["name"] = name
-            more["traceEvents"].append(e)
-    t = traces.parse(more)
+    t = traces.parse(_with_soup_copies(doc, [f"exhibit-{n:02d}" for n in range(20)]))
     plot._import_matplotlib()
     fig = plot.fig_timelines(t, "one-hangs", plot.Ctx(plot.WIDTHS[size], "orchlab abc123 · host · date"))
     try:
@@ -190,21 +195,8 @@ def test_plot_py_draws_the_timelines_of_a_trace_beside_the_report(tmp_path):
 def test_a_full_figure_drops_variants_before_a_base_pattern(doc):
     # one-hangs in make bench: nine C++ exhibits and go-errgroup, sorted last. When not all
     # fit, a '+' variant gives way, so that each runtime's base pattern is drawn.
-    more = copy.deepcopy(doc)
-    soup = next(c for c in more["otherData"]["cells"] if c["cell"].startswith("one-hangs/channel-soup/"))
-    events = [e for e in more["traceEvents"] if e["pid"] == soup["pid"]]
     names = [f"channel-soup+v{n:02d}" for n in range(12)] + ["go-errgroup"]
-    for n, pattern in enumerate(names):
-        pid = 2000 + n
-        name = f"one-hangs/{pattern}/fanout:3/concurrency:16"
-        more["otherData"]["cells"].append({**soup, "cell": name, "pid": pid})
-        for e in events:
-            e = copy.deepcopy(e)
-            e["pid"] = pid
-            if e["name"] == "process_name":
-                e["args"]["name"] = name
-            more["traceEvents"].append(e)
-    t = traces.parse(more)
+    t = traces.parse(_with_soup_copies(doc, names))
     plot._import_matplotlib()
     fig = plot.fig_timelines(t, "one-hangs", plot.Ctx(plot.WIDTHS["double"], "orchlab abc123 · host · date"))
     try:
