@@ -697,8 +697,9 @@ def fig_timelines(trace, scenario, ctx, patterns=None):
     title_in = 0.4 if ctx.single else 0.3
     min_row = 0.12 if ctx.single else 0.13
     # A page holds about ten panels: the patterns past it are named under the figure. When
-    # not all fit, the variants (a name with '+') give way first, so that a base pattern of
-    # each runtime is drawn; the panels keep the patterns' order.
+    # not all fit, the first base pattern of each runtime (who recorded its calls: the
+    # harness's fetch, async-group's client, a driver) stays, the variants (a name with '+')
+    # give way first; the panels keep the patterns' order.
     def fitting(candidates):
         fits, used = 0, 0.0
         for _, _, s, _ in candidates:
@@ -708,7 +709,14 @@ def fig_timelines(trace, scenario, ctx, patterns=None):
             fits += 1
         return fits
     if fitting(drawn) < len(drawn):
-        by_priority = sorted(drawn, key=lambda d: "+" in d[0])  # stable: the order otherwise kept
+        firsts, seen_by = set(), set()
+        for p, c, _, _ in drawn:
+            by = c.info.get("recorded_by")
+            if "+" not in p and by not in seen_by:
+                seen_by.add(by)
+                firsts.add(p)
+        # stable: the order otherwise kept
+        by_priority = sorted(drawn, key=lambda d: (d[0] not in firsts, "+" in d[0]))
         kept = {d[0] for d in by_priority[:fitting(by_priority)]}
         missing = [(p, c, None, "the figure is full: plot.py --timelines-patterns picks") for p, c, _, _ in
                    drawn if p not in kept] + missing

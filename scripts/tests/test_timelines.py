@@ -194,16 +194,21 @@ def test_plot_py_draws_the_timelines_of_a_trace_beside_the_report(tmp_path):
 
 def test_a_full_figure_drops_variants_before_a_base_pattern(doc):
     # one-hangs in make bench: nine C++ exhibits and go-errgroup, sorted last. When not all
-    # fit, a '+' variant gives way, so that each runtime's base pattern is drawn.
-    names = [f"channel-soup+v{n:02d}" for n in range(12)] + ["go-errgroup"]
-    t = traces.parse(_with_soup_copies(doc, names))
+    # fit, each runtime's first base pattern stays and the '+' variants give way first.
+    names = [f"channel-soup+v{n:02d}" for n in range(12)] + [f"base-{n:02d}" for n in range(8)] + ["go-errgroup"]
+    more = _with_soup_copies(doc, names)
+    for c in more["otherData"]["cells"]:
+        c["recorded_by"] = "driver" if "/go-errgroup/" in c["cell"] else "fetch"
+    t = traces.parse(more)
     plot._import_matplotlib()
-    fig = plot.fig_timelines(t, "one-hangs", plot.Ctx(plot.WIDTHS["double"], "orchlab abc123 · host · date"))
-    try:
-        labels = [ax.get_ylabel().replace("\n", "") for ax in fig.axes if ax.get_ylabel()]
-        assert "go-errgroup" in labels and "channel-soup" in labels
-        assert any(p.startswith("channel-soup+v") for p in labels)  # variants fill what is left
-        assert not all(p in labels for p in names)
-        assert problems(fig) == []
-    finally:
-        plot.plt.close(fig)
+    for size in plot.WIDTHS:
+        fig = plot.fig_timelines(t, "one-hangs", plot.Ctx(plot.WIDTHS[size], "orchlab abc123 · host · date"))
+        try:
+            labels = [ax.get_ylabel().replace("\n", "") for ax in fig.axes if ax.get_ylabel()]
+            # each runtime's first base pattern, however full the page
+            assert "go-errgroup" in labels and "channel-soup" in labels, (size, labels)
+            assert not any(p.startswith("channel-soup+v") for p in labels)  # bases before variants
+            assert not all(p in labels for p in names)
+            assert problems(fig) == []
+        finally:
+            plot.plt.close(fig)
