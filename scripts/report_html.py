@@ -386,8 +386,9 @@ def traces_html(figs, tr, scenario, files, out_dir):
             "the shaded stretch what ran after the orchestration returned."))
     items = []
     whole = os.path.relpath(os.path.abspath(tr.path), out_dir)
-    for cell in sorted(tr.cells_of(scenario), key=lambda c: (style.sort_patterns([c.pattern for c in tr.cells_of(
-            scenario)]).index(c.pattern), c.fanout, c.concurrency)):
+    cells = tr.cells_of(scenario)
+    order = style.sort_patterns([c.pattern for c in cells])
+    for cell in sorted(cells, key=lambda c: (order.index(c.pattern), c.fanout, c.concurrency)):
         name = f"{swatch(cell.pattern)} <span class=\"muted\">fanout {cell.fanout}, {cell.concurrency} callers</span>"
         if not cell.traced:
             items.append(f"<li>{name}: not traced ({esc(cell.why or 'no reason given')})</li>")

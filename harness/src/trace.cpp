@@ -115,17 +115,32 @@ const CallSlot* CallTable::find(std::uint64_t key) const {
   }
 }
 
+namespace {
+
+// A new keyed call's slot with its start stamped, nullptr when not recorded.
+CallSlot* start_call(CallTable& table, const Call& call) {
+  CallSlot* slot = table.claim(call.key);
+  if (slot) slot->start_ns.store(now_ns(), std::memory_order_relaxed);
+  return slot;
+}
+
+// The call's reply, stamped into its slot.
+void stamp_reply(CallSlot& slot, const Reply& reply) {
+  slot.reply_ns.store(now_ns(), std::memory_order_relaxed);
+  slot.status.store(reply.status, std::memory_order_relaxed);
+  slot.error.store(static_cast<int>(reply.error), std::memory_order_relaxed);
+}
+
+}  // namespace
+
 Fetch traced_fetch(Fetch inner, std::shared_ptr<CallTable> table) {
   census::set_task_end_hook(stamp_task_end);
   return
       [inner = std::move(inner), table = std::move(table)](const Call& call, std::stop_token stop) {
-        CallSlot* slot = table->claim(call.key);
+        CallSlot* slot = start_call(*table, call);
         if (!slot) return inner(call, std::move(stop));
-        slot->start_ns.store(now_ns(), std::memory_order_relaxed);
         Reply reply = inner(call, std::move(stop));
-        slot->reply_ns.store(now_ns(), std::memory_order_relaxed);
-        slot->status.store(reply.status, std::memory_order_relaxed);
-        slot->error.store(static_cast<int>(reply.error), std::memory_order_relaxed);
+        stamp_reply(*slot, reply);
         if (t_pending.table != table) {
           t_pending.slots.clear();
           t_pending.table = table;
@@ -141,16 +156,9 @@ namespace {
 class TableObserver final : public CallObserver {
  public:
   explicit TableObserver(std::shared_ptr<CallTable> table) : table_(std::move(table)) {}
-  void* call_started(const Call& call) noexcept override {
-    CallSlot* slot = table_->claim(call.key);
-    if (slot) slot->start_ns.store(now_ns(), std::memory_order_relaxed);
-    return slot;
-  }
+  void* call_started(const Call& call) noexcept override { return start_call(*table_, call); }
   void call_replied(void* handle, const Reply& reply) noexcept override {
-    auto* slot = static_cast<CallSlot*>(handle);
-    slot->reply_ns.store(now_ns(), std::memory_order_relaxed);
-    slot->status.store(reply.status, std::memory_order_relaxed);
-    slot->error.store(static_cast<int>(reply.error), std::memory_order_relaxed);
+    stamp_reply(*static_cast<CallSlot*>(handle), reply);
   }
   void task_ended(void* handle) noexcept override {
     static_cast<CallSlot*>(handle)->task_end_ns.store(now_ns(), std::memory_order_relaxed);
@@ -320,8 +328,8 @@ void Tracer::end(const Cell& cell, const Measurement& m, int repetition,
     }
     drawn.push_back(std::move(d));
   }
-  draw(cell, repetition, drawn, side, services, records.size(), rep.table->used(),
-       rep.own_client ? "client" : "fetch");
+  draw(cell, repetition, drawn, side, services, ordered_json(records.size()),
+       ordered_json(rep.table->used()), rep.own_client ? "client" : "fetch");
 }
 
 std::vector<bool> Tracer::begin_driver(Services& services) {
@@ -345,6 +353,20 @@ std::optional<Verdict> verdict_of(const std::string& v) {
   for (auto x : {Verdict::complete, Verdict::partial, Verdict::failed, Verdict::timed_out})
     if (to_string(x) == v) return x;
   return std::nullopt;
+}
+
+// The ReplyError a call's "outcome" names (outcome_of's inverse).
+std::optional<int> error_of(const std::string& outcome) {
+  for (auto e : {ReplyError::none, ReplyError::http, ReplyError::transport, ReplyError::cancelled})
+    if (outcome_of(static_cast<int>(e)) == outcome) return static_cast<int>(e);
+  return std::nullopt;
+}
+
+// A count the driver may leave out: null then, not 0.
+ordered_json count_or_null(const nlohmann::json& t, const char* name) {
+  const auto it = t.find(name);
+  return it != t.end() && it->is_number_unsigned() ? ordered_json(it->get<std::uint64_t>())
+                                                   : ordered_json(nullptr);
 }
 
 }  // namespace
@@ -406,15 +428,8 @@ void Tracer::end_driver(const Cell& cell, int repetition, const nlohmann::json& 
       dc.reply_ns = int_field(c, "reply_ns", why);
       dc.task_end_ns = int_field(c, "task_end_ns", why);
       dc.status = static_cast<int>(int_field(c, "status", why));
-      const std::string outcome = c.value("outcome", std::string());
-      if (outcome == "answered")
-        dc.error = static_cast<int>(ReplyError::none);
-      else if (outcome == "http")
-        dc.error = static_cast<int>(ReplyError::http);
-      else if (outcome == "transport")
-        dc.error = static_cast<int>(ReplyError::transport);
-      else if (outcome == "cancelled")
-        dc.error = static_cast<int>(ReplyError::cancelled);
+      if (const auto error = error_of(c.value("outcome", std::string())))
+        dc.error = *error;
       else if (dc.reply_ns != 0 && why.empty())
         why = "trace: a call's \"outcome\" is not answered, http, transport or cancelled";
       d.calls.push_back(dc);
@@ -432,14 +447,14 @@ void Tracer::end_driver(const Cell& cell, int repetition, const nlohmann::json& 
     untraced(cell, "the driver's trace is not well formed (" + why + ")");
     return;
   }
-  draw(cell, repetition, drawn, side, services,
-       t.value("orchestrations_recorded", std::uint64_t{0}),
-       t.value("calls_recorded", std::uint64_t{0}), "driver");
+  draw(cell, repetition, drawn, side, services, count_or_null(t, "orchestrations_recorded"),
+       count_or_null(t, "calls_recorded"), "driver");
 }
 
 void Tracer::draw(const Cell& cell, int repetition, const std::vector<Drawn>& samples,
-                  const ServiceSide& side, Services& services, std::uint64_t orchestrations,
-                  std::uint64_t calls_recorded, const char* recorded_by) {
+                  const ServiceSide& side, Services& services,
+                  nlohmann::ordered_json orchestrations, nlohmann::ordered_json calls_recorded,
+                  const char* recorded_by) {
   // One process per cell; per sample one track for the orchestration, one
   // per call, one per call's service span.
   const int pid = next_pid_++;
@@ -589,9 +604,9 @@ void Tracer::draw(const Cell& cell, int repetition, const std::vector<Drawn>& sa
                     {"traced", true},
                     {"pid", pid},
                     {"repetition", repetition},
-                    {"orchestrations", orchestrations},
+                    {"orchestrations", std::move(orchestrations)},
                     {"samples", samples.size()},
-                    {"calls_recorded", calls_recorded},
+                    {"calls_recorded", std::move(calls_recorded)},
                     {"service_traced", std::move(mocks)},
                     {"recorded_by", recorded_by}});
 }

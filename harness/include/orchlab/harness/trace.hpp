@@ -130,10 +130,11 @@ class Tracer {
   struct Drawn;
   struct ServiceSide;
   ServiceSide read_services(const std::vector<bool>& mock, Services& services);
-  /// Adds one cell's process, its samples' tracks and its otherData.cells entry.
+  /// Adds one cell's process, its samples' tracks and its otherData.cells
+  /// entry (`orchestrations`, `calls_recorded`: counts, null when unknown).
   void draw(const Cell& cell, int repetition, const std::vector<Drawn>& samples,
-            const ServiceSide& side, Services& services, std::uint64_t orchestrations,
-            std::uint64_t calls_recorded, const char* recorded_by);
+            const ServiceSide& side, Services& services, nlohmann::ordered_json orchestrations,
+            nlohmann::ordered_json calls_recorded, const char* recorded_by);
 
   std::string path_;
   nlohmann::ordered_json events_ = nlohmann::ordered_json::array();
